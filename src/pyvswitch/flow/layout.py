@@ -1,0 +1,109 @@
+"""Where each field of the flow key lives inside the packed integer.
+
+The key is the concatenation, most significant byte first, of the fields
+below, then read as one big-endian integer. Two choices make extraction cheap:
+
+* Header fields are laid out in the order the wire carries them where that is
+  possible (``dl_dst`` then ``dl_src``, ``nw_src`` then ``nw_dst``, ``tp_src``
+  then ``tp_dst``), so the extractor copies slices of the frame unchanged.
+* Fields a frame never sets (registers, metadata, tunnel metadata) sit in the
+  most significant bytes, so the extractor does not emit them at all: leading
+  zero bytes do not change an integer.
+
+The names and meanings are those of Open vSwitch's ``struct flow``: ICMP type
+and code live in ``tp_src``/``tp_dst``, the ARP opcode in ``nw_proto``, ARP
+addresses in ``nw_src``/``nw_dst``/``arp_sha``/``arp_tha``, the neighbour
+discovery link-layer addresses in ``arp_sha``/``arp_tha``. ``vlan_tci`` carries
+bit 0x1000 (the CFI/DEI position) as "a tag is present", as OVS does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# (name, size in bytes), most significant first. Adding a field that frames
+# never set belongs at the top, so extraction needs no change.
+LAYOUT: tuple[tuple[str, int], ...] = (
+    *((f"reg{i}", 4) for i in range(15, -1, -1)),
+    ("metadata", 8),
+    ("tun_id", 8),
+    ("tun_src", 4),
+    ("tun_dst", 4),
+    ("in_port", 4),
+    ("dl_dst", 6),
+    ("dl_src", 6),
+    ("vlan_tpid", 2),
+    ("vlan_tci", 2),
+    ("vlan_tpid1", 2),
+    ("vlan_tci1", 2),
+    ("dl_type", 2),
+    ("nw_src", 4),
+    ("nw_dst", 4),
+    ("ipv6_src", 16),
+    ("ipv6_dst", 16),
+    ("ipv6_label", 4),
+    ("nw_proto", 1),
+    ("nw_tos", 1),
+    ("nw_ttl", 1),
+    ("nw_frag", 1),
+    ("arp_sha", 6),
+    ("arp_tha", 6),
+    ("nd_target", 16),
+    ("tp_src", 2),
+    ("tp_dst", 2),
+    ("tcp_flags", 2),
+)
+
+#: Bits of ``nw_frag``, as OVS's FLOW_NW_FRAG_ANY and FLOW_NW_FRAG_LATER.
+FRAG_ANY = 1
+FRAG_LATER = 2
+#: The "tag present" bit OVS keeps in ``vlan_tci``.
+VLAN_CFI = 0x1000
+VLAN_VID_MASK = 0x0FFF
+VLAN_PCP_MASK = 0xE000
+#: The ``dl_type`` OVS gives 802.3 frames with no SNAP header.
+DL_TYPE_NONE = 0x05FF
+#: OpenFlow's port number for the bridge's own (local) port.
+OFPP_LOCAL = 0xFFFE
+
+
+@dataclass(frozen=True, slots=True)
+class StorageField:
+    """One field of the key: its bit position and width, and a full-width mask."""
+
+    name: str
+    shift: int
+    nbytes: int
+    bits: int  # meaningful bits; ipv6_label is 20, tcp_flags 12, nw_frag 2
+    mask: int  # the field's meaningful bits, shifted into place
+
+    def get(self, key: int) -> int:
+        """Read this field from a packed key."""
+        return (key >> self.shift) & ((1 << self.bits) - 1)
+
+    def put(self, value: int) -> int:
+        """Place ``value`` at this field's position (the caller ORs it into a key)."""
+        return (value & ((1 << self.bits) - 1)) << self.shift
+
+
+_BITS = {"ipv6_label": 20, "tcp_flags": 12, "nw_frag": 2}
+
+
+def _build() -> dict[str, StorageField]:
+    fields: dict[str, StorageField] = {}
+    shift = sum(size for _, size in LAYOUT) * 8
+    for name, size in LAYOUT:
+        shift -= size * 8
+        bits = _BITS.get(name, size * 8)
+        fields[name] = StorageField(name, shift, size, bits, ((1 << bits) - 1) << shift)
+    return fields
+
+
+#: Every storage field by name.
+FIELDS: dict[str, StorageField] = _build()
+#: Total width of a key, in bits.
+KEY_BITS = sum(size for _, size in LAYOUT) * 8
+#: Bit offset of the in_port field; extraction ORs ``in_port << IN_PORT_SHIFT``.
+IN_PORT_SHIFT = FIELDS["in_port"].shift
+#: Width in bytes of everything below in_port: what extraction emits.
+PACKET_BYTES = IN_PORT_SHIFT // 8

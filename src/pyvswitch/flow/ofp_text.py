@@ -1,0 +1,614 @@
+"""The OpenFlow text form of matches and flows, as ovs-ofctl reads and prints it.
+
+``tcp,in_port=1,dl_vlan=10,nw_src=192.0.2.0/24,tp_dst=80``: comma- or
+space-separated ``field=value[/mask]`` items and protocol shorthands (``ip``,
+``tcp6``, ``arp``...). Parsing checks every value and every field's
+prerequisites (``tp_dst`` needs a TCP, UDP or SCTP match) and refuses what is
+wrong with a message naming it; where ovs-ofctl would silently truncate an
+out-of-range value, we refuse it instead. Printing follows Open vSwitch's
+``match_format()``: its field order, its shorthands, and its normalisations
+(``dl_vlan`` for a tag match, CIDR prefixes, ``nw_frag`` words, TCP flag names).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from pyvswitch.flow.layout import (
+    FIELDS,
+    FRAG_ANY,
+    FRAG_LATER,
+    OFPP_LOCAL,
+    VLAN_CFI,
+    VLAN_PCP_MASK,
+    VLAN_VID_MASK,
+)
+from pyvswitch.flow.match import FlowParseError, Match
+from pyvswitch.packet.addr import ip4_to_bytes, ip6_to_bytes, ip6_to_str, mac_to_bytes
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
+
+    from pyvswitch.flow.flow import Flow
+
+ETH_IP = 0x0800
+ETH_IPV6 = 0x86DD
+ETH_ARP = 0x0806
+ETH_RARP = 0x8035
+
+# -- prerequisites -----------------------------------------------------------
+
+
+def _dl(m: Match) -> int | None:
+    value, mask = m.get("dl_type")
+    return value if mask == 0xFFFF else None
+
+
+def _proto(m: Match) -> int | None:
+    value, mask = m.get("nw_proto")
+    return value if mask == 0xFF else None
+
+
+def _is_ip(m: Match) -> bool:
+    return _dl(m) in (ETH_IP, ETH_IPV6)
+
+
+def _is_l4(m: Match, *protos: int) -> bool:
+    return _is_ip(m) and _proto(m) in protos
+
+
+def _icmp_type(m: Match) -> int | None:
+    value, mask = m.get("tp_src")
+    return value if mask & 0xFF == 0xFF else None
+
+
+def _is_icmp(m: Match) -> bool:
+    return (_dl(m) == ETH_IP and _proto(m) == 1) or (_dl(m) == ETH_IPV6 and _proto(m) == 58)
+
+
+def _is_nd(m: Match, *types: int) -> bool:
+    return _dl(m) == ETH_IPV6 and _proto(m) == 58 and _icmp_type(m) in types
+
+
+#: name -> (check, what to say when it fails)
+PREREQS: dict[str, tuple[Callable[[Match], bool], str]] = {
+    "ip4": (lambda m: _dl(m) == ETH_IP, "ip"),
+    "ip6": (lambda m: _dl(m) == ETH_IPV6, "ipv6"),
+    "ip": (_is_ip, "ip or ipv6"),
+    "arp": (lambda m: _dl(m) in (ETH_ARP, ETH_RARP), "arp or rarp"),
+    "tp": (lambda m: _is_l4(m, 6, 17, 132), "tcp, udp or sctp (or their IPv6 forms)"),
+    "tcp": (lambda m: _is_l4(m, 6), "tcp or tcp6"),
+    "icmp": (_is_icmp, "icmp or icmp6"),
+    "nd": (lambda m: _is_nd(m, 135, 136), "icmp6 with icmp_type=135 or 136"),
+    "nd_ns": (lambda m: _is_nd(m, 135), "icmp6 with icmp_type=135"),
+    "nd_na": (lambda m: _is_nd(m, 136), "icmp6 with icmp_type=136"),
+}
+
+
+# -- fields ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MetaField:
+    """One field as OpenFlow users name it, mapped onto the key's storage.
+
+    ``bits`` bits at ``shift`` inside storage field ``storage``; ``kind``
+    says how values are written (mac, ip4, ip6, dec, hex, port, frag, flags,
+    vid, pcp) and ``hexw`` the digits hex values print with.
+    """
+
+    name: str
+    storage: str
+    kind: str
+    bits: int
+    shift: int = 0
+    prereq: str | None = None
+    maskable: bool = True
+    hexw: int = 0
+
+
+_FIELD_LIST = [
+    MetaField("in_port", "in_port", "port", 32, maskable=False),
+    MetaField("dl_src", "dl_src", "mac", 48),
+    MetaField("dl_dst", "dl_dst", "mac", 48),
+    MetaField("dl_type", "dl_type", "hex", 16, maskable=False, hexw=4),
+    MetaField("vlan_tci", "vlan_tci", "hex", 16, hexw=4),
+    MetaField("dl_vlan", "vlan_tci", "vid", 16, maskable=False),
+    MetaField("dl_vlan_pcp", "vlan_tci", "pcp", 3, shift=13, maskable=False),
+    MetaField("vlan_tci1", "vlan_tci1", "hex", 16, hexw=4),
+    MetaField("nw_src", "nw_src", "ip4", 32, prereq="ip4"),
+    MetaField("nw_dst", "nw_dst", "ip4", 32, prereq="ip4"),
+    MetaField("ipv6_src", "ipv6_src", "ip6", 128, prereq="ip6"),
+    MetaField("ipv6_dst", "ipv6_dst", "ip6", 128, prereq="ip6"),
+    MetaField("ipv6_label", "ipv6_label", "hex", 20, prereq="ip6", hexw=5),
+    MetaField("nw_proto", "nw_proto", "dec", 8, prereq="ip", maskable=False),
+    MetaField("nw_tos", "nw_tos", "dec", 8, prereq="ip", maskable=False),
+    MetaField("ip_dscp", "nw_tos", "dec", 6, shift=2, prereq="ip", maskable=False),
+    MetaField("nw_ecn", "nw_tos", "dec", 2, prereq="ip", maskable=False),
+    MetaField("nw_ttl", "nw_ttl", "dec", 8, prereq="ip", maskable=False),
+    MetaField("nw_frag", "nw_frag", "frag", 2, prereq="ip"),
+    MetaField("arp_op", "nw_proto", "dec", 8, prereq="arp", maskable=False),
+    MetaField("arp_spa", "nw_src", "ip4", 32, prereq="arp"),
+    MetaField("arp_tpa", "nw_dst", "ip4", 32, prereq="arp"),
+    MetaField("arp_sha", "arp_sha", "mac", 48, prereq="arp"),
+    MetaField("arp_tha", "arp_tha", "mac", 48, prereq="arp"),
+    MetaField("tp_src", "tp_src", "dec", 16, prereq="tp"),
+    MetaField("tp_dst", "tp_dst", "dec", 16, prereq="tp"),
+    MetaField("tcp_flags", "tcp_flags", "flags", 12, prereq="tcp"),
+    MetaField("icmp_type", "tp_src", "dec", 8, prereq="icmp", maskable=False),
+    MetaField("icmp_code", "tp_dst", "dec", 8, prereq="icmp", maskable=False),
+    MetaField("nd_target", "nd_target", "ip6", 128, prereq="nd"),
+    MetaField("nd_sll", "arp_sha", "mac", 48, prereq="nd_ns"),
+    MetaField("nd_tll", "arp_tha", "mac", 48, prereq="nd_na"),
+    MetaField("tun_id", "tun_id", "hex", 64),
+    MetaField("tun_src", "tun_src", "ip4", 32),
+    MetaField("tun_dst", "tun_dst", "ip4", 32),
+    MetaField("metadata", "metadata", "hex", 64),
+    *(MetaField(f"reg{i}", f"reg{i}", "hex", 32) for i in range(16)),
+]
+
+#: Every field by its canonical name and by each alias ovs-ofctl accepts.
+META_FIELDS: dict[str, MetaField] = {f.name: f for f in _FIELD_LIST}
+_ALIASES = {
+    "eth_src": "dl_src", "eth_dst": "dl_dst", "eth_type": "dl_type",
+    "ip_src": "nw_src", "ip_dst": "nw_dst", "ip_proto": "nw_proto", "ip_ecn": "nw_ecn",
+    "nw_tos_shifted": "ip_dscp", "ip_frag": "nw_frag",
+    "tcp_src": "tp_src", "tcp_dst": "tp_dst", "udp_src": "tp_src", "udp_dst": "tp_dst",
+    "sctp_src": "tp_src", "sctp_dst": "tp_dst",
+    "icmpv6_type": "icmp_type", "icmpv6_code": "icmp_code",
+    "tunnel_id": "tun_id", "tun_ipv4_src": "tun_src", "tun_ipv4_dst": "tun_dst",
+    "vlan_pcp": "dl_vlan_pcp",
+}
+for _alias, _target in _ALIASES.items():
+    META_FIELDS[_alias] = META_FIELDS[_target]
+# Aliases that carry a stricter prerequisite than the field they name.
+_ALIAS_PREREQ = {
+    "tcp_src": "tcp", "tcp_dst": "tcp",
+}
+
+#: Protocol shorthands: name -> (dl_type, nw_proto or None).
+SHORTHANDS: dict[str, tuple[int, int | None]] = {
+    "ip": (ETH_IP, None), "ipv4": (ETH_IP, None), "icmp": (ETH_IP, 1), "tcp": (ETH_IP, 6),
+    "udp": (ETH_IP, 17), "sctp": (ETH_IP, 132), "igmp": (ETH_IP, 2),
+    "ipv6": (ETH_IPV6, None), "icmp6": (ETH_IPV6, 58), "tcp6": (ETH_IPV6, 6),
+    "udp6": (ETH_IPV6, 17), "sctp6": (ETH_IPV6, 132),
+    "arp": (ETH_ARP, None), "rarp": (ETH_RARP, None),
+}
+_SHORT_NAMES: dict[tuple[int, int | None], str] = {
+    (ETH_IP, 1): "icmp", (ETH_IP, 6): "tcp", (ETH_IP, 17): "udp", (ETH_IP, 132): "sctp",
+    (ETH_IP, 2): "igmp", (ETH_IPV6, 58): "icmp6", (ETH_IPV6, 6): "tcp6", (ETH_IPV6, 17): "udp6",
+    (ETH_IPV6, 132): "sctp6",
+}
+
+#: OpenFlow's reserved port names (OpenFlow 1.0 numbering, as OVS prints them).
+PORT_NAMES: dict[str, int] = {
+    "IN_PORT": 0xFFF8, "TABLE": 0xFFF9, "NORMAL": 0xFFFA, "FLOOD": 0xFFFB,
+    "ALL": 0xFFFC, "CONTROLLER": 0xFFFD, "LOCAL": OFPP_LOCAL, "ANY": 0xFFFF, "NONE": 0xFFFF,
+}
+_PORT_PRINT = {v: k for k, v in PORT_NAMES.items() if k != "NONE"}
+_PORT_PRINT[0xFFFF] = "ANY"
+
+TCP_FLAG_NAMES = ("fin", "syn", "rst", "psh", "ack", "urg", "ece", "cwr", "ns")
+
+# (name, mask, value) in the order Open vSwitch searches them.
+_FRAGS = (
+    ("no", FRAG_ANY | FRAG_LATER, 0),
+    ("first", FRAG_ANY | FRAG_LATER, FRAG_ANY),
+    ("later", FRAG_ANY | FRAG_LATER, FRAG_ANY | FRAG_LATER),
+    ("no", FRAG_ANY, 0),
+    ("yes", FRAG_ANY, FRAG_ANY),
+    ("not_later", FRAG_LATER, 0),
+    ("later", FRAG_LATER, FRAG_LATER),
+)
+
+
+# -- value parsing -------------------------------------------------------------
+
+
+def _parse_int(text: str, field: MetaField) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise FlowParseError(f"{text}: invalid value for field {field.name}") from None
+    if value < 0:
+        raise FlowParseError(f"{text}: negative value for field {field.name}")
+    if value >> field.bits:
+        if field.bits % 8 == 0:
+            raise FlowParseError(
+                f"{text}: value too large for {field.bits // 8}-byte field {field.name}")
+        raise FlowParseError(f"{text}: value too large for {field.bits}-bit field {field.name}")
+    return value
+
+
+def _prefix_mask(bits: int, width: int, text: str, family: str) -> int:
+    if not 0 <= bits <= width:
+        raise FlowParseError(
+            f"{text}: {family} network prefix bits not between 0 and {width}, inclusive")
+    return ((1 << bits) - 1) << (width - bits)
+
+
+def _parse_addr(text: str, width: int, conv: Callable[[str], bytes]) -> int:
+    try:
+        return int.from_bytes(conv(text), "big")
+    except ValueError as exc:
+        raise FlowParseError(str(exc)) from None
+
+
+def _parse_value(field: MetaField, text: str,
+                 port_names: Mapping[str, int] | None) -> tuple[int, int]:
+    """Parse ``value[/mask]`` for ``field`` into (value, mask) at the field's width."""
+    full = (1 << field.bits) - 1
+    value_text, slash, mask_text = text.partition("/")
+    if slash and not field.maskable:
+        raise FlowParseError(f"{text}: field {field.name} does not support masking")
+    kind = field.kind
+    if kind == "mac":
+        value = _parse_addr(value_text, 48, mac_to_bytes)
+        mask = _parse_addr(mask_text, 48, mac_to_bytes) if slash else full
+    elif kind in ("ip4", "ip6"):
+        width, conv, family = (32, ip4_to_bytes, "IPv4") if kind == "ip4" else \
+            (128, ip6_to_bytes, "IPv6")
+        value = _parse_addr(value_text, width, conv)
+        if not slash:
+            mask = full
+        elif mask_text.isdigit():
+            mask = _prefix_mask(int(mask_text), width, text, family)
+        else:
+            mask = _parse_addr(mask_text, width, conv)
+    elif kind == "port":
+        value = _parse_port(value_text, port_names)
+        mask = full
+    elif kind == "frag":
+        for name, fmask, fvalue in _FRAGS:
+            if name == text:
+                return fvalue, fmask
+        raise FlowParseError(
+            f'{text}: unknown fragment type (valid types are "no", "yes", "first", '
+            '"later", "not_later")')
+    elif kind == "flags":
+        return _parse_tcp_flags(text, field)
+    else:
+        value = _parse_int(value_text, field)
+        mask = _parse_int(mask_text, field) if slash else full
+    return value & mask, mask
+
+
+def _parse_port(text: str, port_names: Mapping[str, int] | None) -> int:
+    if text in PORT_NAMES:
+        return PORT_NAMES[text]
+    if port_names and text in port_names:
+        return port_names[text]
+    if text.isdigit():
+        port = int(text)
+        # OpenFlow 1.0 numbers above 0xff00 are reserved: only the names above
+        # may stand for them, and a decimal that equals one of them is read
+        # as that name (ovs-ofctl prints in_port=65534 as LOCAL).
+        if port < 0xFF00 or port in _PORT_PRINT:
+            return port
+    raise FlowParseError(f"{text}: invalid or unknown port for in_port")
+
+
+def _parse_tcp_flags(text: str, field: MetaField) -> tuple[int, int]:
+    full = (1 << field.bits) - 1
+    if text[:1] in "+-":
+        value = mask = 0
+        for token in _split_signed(text):
+            sign, name = token[0], token[1:]
+            bit = _tcp_flag_bit(name, text)
+            if mask & bit:
+                raise FlowParseError(f"{text}: flag {name} given twice")
+            mask |= bit
+            if sign == "+":
+                value |= bit
+        return value, mask
+    if text[:1].isdigit():
+        vtext, slash, mtext = text.partition("/")
+        value = _parse_int(vtext, field)
+        mask = _parse_int(mtext, field) if slash else full
+        return value & mask, mask
+    value = 0
+    for name in text.split("|"):
+        value |= _tcp_flag_bit(name, text)
+    return value, full
+
+
+def _split_signed(text: str) -> list[str]:
+    tokens: list[str] = []
+    for ch in text:
+        if ch in "+-":
+            tokens.append(ch)
+        elif not tokens:
+            raise FlowParseError(f"{text}: TCP flags must start with + or -")
+        else:
+            tokens[-1] += ch
+    return tokens
+
+
+def _tcp_flag_bit(name: str, text: str) -> int:
+    if name in TCP_FLAG_NAMES:
+        return 1 << TCP_FLAG_NAMES.index(name)
+    if name.startswith("[") and name.endswith("]"):
+        try:
+            bit = int(name[1:-1], 16)
+        except ValueError:
+            bit = 0
+        if bit and bit & (bit - 1) == 0 and bit <= 0x800:
+            return bit
+    raise FlowParseError(f"{text}: unknown TCP flag {name!r}")
+
+
+# -- applying fields to a match ------------------------------------------------
+
+
+def _apply(match: Match, field: MetaField, value: int, mask: int) -> Match:
+    if field.kind == "vid":
+        if value == 0xFFFF:
+            # dl_vlan=0xffff is OpenFlow 1.0's "no VLAN tag".
+            return match.with_field("vlan_tci", 0, 0xFFFF)
+        if value > VLAN_VID_MASK:
+            raise FlowParseError(f"{value}: VLAN ID out of range 0..4095 in dl_vlan")
+        return match.with_field("vlan_tci", value | VLAN_CFI, VLAN_VID_MASK | VLAN_CFI)
+    if field.kind == "pcp":
+        if value > 7:
+            raise FlowParseError(f"{value}: VLAN priority out of range 0..7 in dl_vlan_pcp")
+        return match.with_field("vlan_tci", (value << 13) | VLAN_CFI, VLAN_PCP_MASK | VLAN_CFI)
+    if field.name == "nw_tos" and value & 0x03:
+        raise FlowParseError(
+            f"{value}: nw_tos holds the DSCP bits of the ToS byte, so it must be a multiple "
+            "of 4 (use nw_ecn for the low two bits)")
+    return match.with_field(field.storage, value << field.shift, mask << field.shift)
+
+
+def parse_match(text: str, port_names: Mapping[str, int] | None = None,
+                extra: Iterable[str] = ()) -> tuple[Match, dict[str, str]]:
+    """Parse an OpenFlow match string.
+
+    Items in ``extra`` (such as ``priority`` or ``actions`` for a flow) are not
+    match fields: they are returned, unparsed, in the dict. Raises
+    :class:`FlowParseError` naming the bad keyword, value or prerequisite.
+    """
+    extra_names = set(extra)
+    others: dict[str, str] = {}
+    match = Match()
+    used: list[tuple[str, MetaField]] = []
+    for item in text.replace(",", " ").split():
+        name, eq, value_text = item.partition("=")
+        name = name.strip()
+        if name in extra_names:
+            others[name] = value_text
+            continue
+        if not eq:
+            if name not in SHORTHANDS:
+                raise FlowParseError(f"unknown keyword {name}")
+            dl_type, proto = SHORTHANDS[name]
+            match = match.with_field("dl_type", dl_type)
+            if proto is not None:
+                match = match.with_field("nw_proto", proto)
+            continue
+        field = META_FIELDS.get(name)
+        if field is None:
+            raise FlowParseError(f"unknown keyword {name}")
+        if not value_text:
+            raise FlowParseError(f"{name}: missing value")
+        value, mask = _parse_value(field, value_text, port_names)
+        match = _apply(match, field, value, mask)
+        used.append((name, field))
+    for name, field in used:
+        prereq = _ALIAS_PREREQ.get(name, field.prereq)
+        if prereq is not None:
+            check, needs = PREREQS[prereq]
+            if not check(match):
+                raise FlowParseError(f"{name}: prerequisites not met (it needs {needs})")
+    return match, others
+
+
+# -- printing ----------------------------------------------------------------
+
+
+def _fmt_ip4(value: int, mask: int) -> str:
+    text = f"{value >> 24}.{(value >> 16) & 255}.{(value >> 8) & 255}.{value & 255}"
+    return text + _fmt_prefix(mask, 32, lambda m: _fmt_ip4(m, 0xFFFFFFFF))
+
+
+def _fmt_ip6(value: int, mask: int) -> str:
+    text = ip6_to_str(value.to_bytes(16, "big"))
+    return text + _fmt_prefix(mask, 128, lambda m: ip6_to_str(m.to_bytes(16, "big")))
+
+
+def _fmt_prefix(mask: int, width: int, fmt: Callable[[int], str]) -> str:
+    full = (1 << width) - 1
+    if mask == full:
+        return ""
+    inverted = ~mask & full
+    if inverted & (inverted + 1) == 0:
+        return f"/{width - inverted.bit_length()}"
+    return "/" + fmt(mask)
+
+
+def _fmt_mac(value: int, mask: int) -> str:
+    text = ":".join(f"{b:02x}" for b in value.to_bytes(6, "big"))
+    if mask == (1 << 48) - 1:
+        return text
+    return text + "/" + ":".join(f"{b:02x}" for b in mask.to_bytes(6, "big"))
+
+
+def _fmt_int(field: MetaField, value: int, mask: int) -> str:
+    full = (1 << field.bits) - 1
+    if field.kind == "hex":
+        text = f"0x{value:0{field.hexw}x}"
+        return text if mask == full else f"{text}/0x{mask:0{field.hexw}x}"
+    return str(value) if mask == full else f"0x{value:x}/0x{mask:x}"
+
+
+def format_tcp_flags(value: int, mask: int) -> str:
+    """TCP flags as OVS prints them: ``syn|ack`` when exact, ``+syn-ack`` when masked."""
+    if mask == 0xFFF:
+        if not value:
+            return "0"
+        names = [TCP_FLAG_NAMES[i] if i < len(TCP_FLAG_NAMES) else f"[{1 << i:x}]"
+                 for i in range(12) if value & (1 << i)]
+        return "|".join(names)
+    out = []
+    for i in range(12):
+        bit = 1 << i
+        if mask & bit:
+            name = TCP_FLAG_NAMES[i] if i < len(TCP_FLAG_NAMES) else f"[{bit:x}]"
+            out.append(("+" if value & bit else "-") + name)
+    return "".join(out)
+
+
+def _fmt_port(port: int, port_names: Mapping[int, str] | None) -> str:
+    if port_names and port in port_names:
+        return port_names[port]
+    return _PORT_PRINT.get(port, str(port))
+
+
+def _fmt_vlan(match: Match, out: list[str]) -> None:
+    value, mask = match.get("vlan_tci")
+    vid_mask = mask & VLAN_VID_MASK
+    pcp_mask = mask & VLAN_PCP_MASK
+    if (mask & VLAN_CFI and value & VLAN_CFI and vid_mask in (0, VLAN_VID_MASK)
+            and pcp_mask in (0, VLAN_PCP_MASK) and (vid_mask or pcp_mask)):
+        if vid_mask:
+            out.append(f"dl_vlan={value & VLAN_VID_MASK}")
+        if pcp_mask:
+            out.append(f"dl_vlan_pcp={value >> 13}")
+    elif mask == 0xFFFF:
+        out.append(f"vlan_tci=0x{value:04x}")
+    elif mask:
+        out.append(f"vlan_tci=0x{value:04x}/0x{mask:04x}")
+
+
+def format_match(match: Match, priority: int | None = None,
+                 port_names: Mapping[int, str] | None = None) -> str:
+    """Print a match the way ovs-ofctl does (``match_format()``).
+
+    ``priority`` is printed first when given and not the default 32768.
+    An empty match prints as the empty string.
+    """
+    out: list[str] = []
+    if priority is not None and priority != 32768:
+        out.append(f"priority={priority}")
+
+    def put(name: str) -> None:
+        field = META_FIELDS[name]
+        value, mask = match.get(field.storage)
+        value = (value >> field.shift) & ((1 << field.bits) - 1)
+        mask = (mask >> field.shift) & ((1 << field.bits) - 1)
+        if not mask:
+            return
+        if field.kind == "mac":
+            out.append(f"{name}={_fmt_mac(value, mask)}")
+        elif field.kind == "ip4":
+            out.append(f"{name}={_fmt_ip4(value, mask)}")
+        elif field.kind == "ip6":
+            out.append(f"{name}={_fmt_ip6(value, mask)}")
+        elif field.kind == "port":
+            out.append(f"{name}={_fmt_port(value, port_names)}")
+        else:
+            out.append(f"{name}={_fmt_int(field, value, mask)}")
+
+    dl_type = _dl(match)
+    proto = _proto(match)
+    skip_type = skip_proto = False
+    if dl_type is not None:
+        if dl_type in (ETH_IP, ETH_IPV6):
+            short = _SHORT_NAMES.get((dl_type, proto)) if proto is not None else None
+            if short is not None:
+                out.append(short)
+                skip_proto = True
+            else:
+                out.append("ip" if dl_type == ETH_IP else "ipv6")
+            skip_type = True
+        elif dl_type in (ETH_ARP, ETH_RARP):
+            out.append("arp" if dl_type == ETH_ARP else "rarp")
+            skip_type = True
+    for i in range(16):
+        put(f"reg{i}")
+    for name in ("tun_id", "tun_src", "tun_dst", "metadata", "in_port"):
+        put(name)
+    _fmt_vlan(match, out)
+    put("vlan_tci1")
+    put("dl_src")
+    put("dl_dst")
+    if not skip_type:
+        put("dl_type")
+    is_arp = dl_type in (ETH_ARP, ETH_RARP)
+    if dl_type == ETH_IPV6:
+        for name in ("ipv6_src", "ipv6_dst", "ipv6_label"):
+            put(name)
+    elif is_arp:
+        put("arp_spa")
+        put("arp_tpa")
+    else:
+        put("nw_src")
+        put("nw_dst")
+    if not skip_proto:
+        put("arp_op" if is_arp else "nw_proto")
+    if is_arp:
+        put("arp_sha")
+        put("arp_tha")
+    tos, tos_mask = match.get("nw_tos")
+    if tos_mask & 0xFC:
+        out.append(f"nw_tos={tos & 0xFC}")
+    if tos_mask & 0x03:
+        out.append(f"nw_ecn={tos & 0x03}")
+    put("nw_ttl")
+    frag, frag_mask = match.get("nw_frag")
+    if frag_mask:
+        out.append("nw_frag=" + next(n for n, m, v in _FRAGS if m == frag_mask and v == frag))
+    if _is_icmp(match):
+        put("icmp_type")
+        put("icmp_code")
+        if dl_type == ETH_IPV6:
+            put("nd_target")
+            put("nd_sll")
+            put("nd_tll")
+    else:
+        put("tp_src")
+        put("tp_dst")
+    flags, flags_mask = match.get("tcp_flags")
+    if flags_mask and _is_l4(match, 6):
+        out.append(f"tcp_flags={format_tcp_flags(flags, flags_mask)}")
+    return ",".join(out)
+
+
+def packet_mask(flow: Flow) -> int:
+    """The mask of every field that describes ``flow`` as a packet.
+
+    This is Open vSwitch's ``flow_wildcards_init_for_packet()``: the fields
+    present in a packet of this kind, and the metadata that is set.
+    """
+    names = ["in_port", "dl_src", "dl_dst", "dl_type", "vlan_tpid", "vlan_tci"]
+    if flow.vlan_tci:
+        names += ["vlan_tpid1", "vlan_tci1"]
+    for name in ("tun_id", "tun_src", "tun_dst", "metadata", *(f"reg{i}" for i in range(16))):
+        if getattr(flow, name):
+            names.append(name)
+    if flow.dl_type == ETH_IP:
+        names += ["nw_src", "nw_dst"]
+    elif flow.dl_type == ETH_IPV6:
+        names += ["ipv6_src", "ipv6_dst", "ipv6_label"]
+    elif flow.dl_type in (ETH_ARP, ETH_RARP):
+        names += ["nw_src", "nw_dst", "nw_proto", "arp_sha", "arp_tha"]
+    if flow.dl_type in (ETH_IP, ETH_IPV6):
+        names += ["nw_proto", "nw_tos", "nw_ttl", "nw_frag"]
+        if not flow.nw_frag & FRAG_LATER and flow.nw_proto in (1, 6, 17, 58, 132):
+            names += ["tp_src", "tp_dst"]
+            if flow.nw_proto == 6:
+                names.append("tcp_flags")
+            if flow.nw_proto == 58 and flow.dl_type == ETH_IPV6 and flow.tp_src in (135, 136):
+                names += ["nd_target", "arp_sha", "arp_tha"]
+    mask = 0
+    for name in names:
+        mask |= FIELDS[name].mask
+    return mask
+
+
+def format_flow(flow: Flow, port_names: Mapping[int, str] | None = None) -> str:
+    """Print a flow as ``ofproto/trace`` prints its ``Flow:`` line (``flow_format()``)."""
+    mask = packet_mask(flow)
+    if not flow.in_port:
+        mask &= ~FIELDS["in_port"].mask
+    return format_match(Match.exact(flow.to_key(), mask), port_names=port_names)
