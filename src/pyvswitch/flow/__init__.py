@@ -13,7 +13,6 @@ from pyvswitch.flow.extract import extract_key, extract_keys
 from pyvswitch.flow.flow import Flow, flow_extract
 from pyvswitch.flow.layout import FIELDS, StorageField
 
-
 __all__ = [
     "FIELDS",
     "Flow",

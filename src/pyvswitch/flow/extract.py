@@ -48,15 +48,15 @@ def _l4(frame: bytes, pos: int, end: int, proto: int) -> bytes:
         if room >= 20:
             hlen = (frame[pos + 12] >> 4) * 4
             if 20 <= hlen <= room:
-                return frame[pos:pos + 4] + bytes((frame[pos + 12] & 0x0F, frame[pos + 13]))
+                return frame[pos : pos + 4] + bytes((frame[pos + 12] & 0x0F, frame[pos + 13]))
         return _Z6
     if proto == 17:
-        return frame[pos:pos + 4] + _Z2 if room >= 8 else _Z6
+        return frame[pos : pos + 4] + _Z2 if room >= 8 else _Z6
     if proto in (1, 58):
         # ICMP type and code are kept in tp_src and tp_dst, as OVS does.
         return bytes((0, frame[pos], 0, frame[pos + 1], 0, 0)) if room >= 8 else _Z6
     if proto == 132:
-        return frame[pos:pos + 4] + _Z2 if room >= 12 else _Z6
+        return frame[pos : pos + 4] + _Z2 if room >= 12 else _Z6
     return _Z6
 
 
@@ -69,7 +69,7 @@ def _nd(frame: bytes, pos: int, end: int) -> bytes:
     if end - pos < 24 or frame[pos + 1] != 0:
         return _Z_ND
     kind = frame[pos]
-    target = frame[pos + 8:pos + 24]
+    target = frame[pos + 8 : pos + 24]
     sll = tll = _Z6
     opt = pos + 24
     while end - opt >= 8:
@@ -81,11 +81,11 @@ def _nd(frame: bytes, pos: int, end: int) -> bytes:
             if frame[opt] == 1 and kind == 135:
                 if sll != _Z6:
                     return _Z_ND
-                sll = frame[opt + 2:opt + 8]
+                sll = frame[opt + 2 : opt + 8]
             elif frame[opt] == 2 and kind == 136:
                 if tll != _Z6:
                     return _Z_ND
-                tll = frame[opt + 2:opt + 8]
+                tll = frame[opt + 2 : opt + 8]
         opt += size
     return sll + tll + target
 
@@ -105,13 +105,15 @@ def _ipv4(frame: bytes, off: int, n: int) -> bytes:
     if fragword:
         frag = FRAG_ANY | (FRAG_LATER if fragword & 0x1FFF else 0)
     l4 = _Z6 if frag & FRAG_LATER else _l4(frame, off + ihl, off + total, proto)
-    return b"".join((
-        frame[off + 12:off + 20],
-        _Z_IP6,
-        bytes((proto, frame[off + 1], frame[off + 8], frag)),
-        _Z_ND,
-        l4,
-    ))
+    return b"".join(
+        (
+            frame[off + 12 : off + 20],
+            _Z_IP6,
+            bytes((proto, frame[off + 1], frame[off + 8], frag)),
+            _Z_ND,
+            l4,
+        )
+    )
 
 
 def _ipv6(frame: bytes, off: int, n: int) -> bytes:
@@ -122,7 +124,7 @@ def _ipv6(frame: bytes, off: int, n: int) -> bytes:
     if end > n:
         return _Z_L3
     b0, b1 = frame[off], frame[off + 1]
-    addrs = frame[off + 8:off + 40]
+    addrs = frame[off + 8 : off + 40]
     label = bytes((0, b1 & 0x0F, frame[off + 2], frame[off + 3]))
     tclass = ((b0 & 0x0F) << 4) | (b1 >> 4)
     hlim = frame[off + 7]
@@ -131,7 +133,7 @@ def _ipv6(frame: bytes, off: int, n: int) -> bytes:
     frag = 0
     while proto in _IPV6_EXT:
         if end - pos < 8:
-            return b"".join((_Z_IP4, addrs, _Z_L3[:PACKET_BYTES - 22 - 40]))
+            return b"".join((_Z_IP4, addrs, _Z_L3[: PACKET_BYTES - 22 - 40]))
         if proto == 44:
             frag = FRAG_ANY
             proto = frame[pos]
@@ -142,7 +144,7 @@ def _ipv6(frame: bytes, off: int, n: int) -> bytes:
             continue
         size = (frame[pos + 1] + 2) * 4 if proto == 51 else (frame[pos + 1] + 1) * 8
         if size > end - pos:
-            return b"".join((_Z_IP4, addrs, _Z_L3[:PACKET_BYTES - 22 - 40]))
+            return b"".join((_Z_IP4, addrs, _Z_L3[: PACKET_BYTES - 22 - 40]))
         proto = frame[pos]
         pos += size
     if frag & FRAG_LATER:
@@ -157,21 +159,23 @@ def _ipv6(frame: bytes, off: int, n: int) -> bytes:
 
 def _arp(frame: bytes, off: int, n: int) -> bytes:
     """Everything after dl_type for an ARP or RARP packet at ``off``."""
-    if n - off < 28 or frame[off:off + 6] != b"\x00\x01\x08\x00\x06\x04":
+    if n - off < 28 or frame[off : off + 6] != b"\x00\x01\x08\x00\x06\x04":
         return _Z_L3
     op = (frame[off + 6] << 8) | frame[off + 7]
-    return b"".join((
-        frame[off + 14:off + 18],
-        frame[off + 24:off + 28],
-        _Z_IP6,
-        # OVS keeps the low byte of the opcode in nw_proto, and only when the
-        # opcode fits in it.
-        bytes((op if op <= 0xFF else 0, 0, 0, 0)),
-        frame[off + 8:off + 14],
-        frame[off + 18:off + 24],
-        _Z16,
-        _Z6,
-    ))
+    return b"".join(
+        (
+            frame[off + 14 : off + 18],
+            frame[off + 24 : off + 28],
+            _Z_IP6,
+            # OVS keeps the low byte of the opcode in nw_proto, and only when the
+            # opcode fits in it.
+            bytes((op if op <= 0xFF else 0, 0, 0, 0)),
+            frame[off + 8 : off + 14],
+            frame[off + 18 : off + 24],
+            _Z16,
+            _Z6,
+        )
+    )
 
 
 def extract_key(frame: bytes, in_port: int = 0) -> int:
@@ -199,7 +203,7 @@ def extract_key(frame: bytes, in_port: int = 0) -> int:
         vlans = tag0 + tag1
     if etype < 0x0600:
         etype = DL_TYPE_NONE
-        if n - off >= 8 and frame[off:off + 6] == _SNAP:
+        if n - off >= 8 and frame[off : off + 6] == _SNAP:
             snap_type = (frame[off + 6] << 8) | frame[off + 7]
             if snap_type >= 0x0600:
                 etype = snap_type

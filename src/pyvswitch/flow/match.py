@@ -49,7 +49,7 @@ class Match:
         m = full if mask is None else mask & full
         shifted_mask = m << fld.shift
         new_mask = self.mask | shifted_mask
-        new_value = (self.value & ~shifted_mask) | (((value & m) << fld.shift))
+        new_value = (self.value & ~shifted_mask) | ((value & m) << fld.shift)
         return Match(new_value & new_mask, new_mask)
 
     def without_field(self, name: str) -> Match:

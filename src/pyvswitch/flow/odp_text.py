@@ -16,7 +16,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pyvswitch.flow.flow import Flow
-from pyvswitch.flow.layout import FIELDS, FRAG_ANY, FRAG_LATER, KEY_BITS, VLAN_CFI
+from pyvswitch.flow.layout import (
+    DL_TYPE_NONE,
+    FIELDS,
+    FRAG_ANY,
+    FRAG_LATER,
+    KEY_BITS,
+    VLAN_CFI,
+)
 from pyvswitch.flow.match import FlowParseError
 from pyvswitch.flow.ofp_text import format_tcp_flags
 from pyvswitch.packet.addr import ip6_to_bytes, ip6_to_str, mac_to_bytes, mac_to_str
@@ -46,34 +53,64 @@ class _Sub:
 # with a single unnamed value (in_port(1), eth_type(0x0800)) have one _Sub
 # with an empty name.
 _ATTRS: dict[str, tuple[_Sub, ...]] = {
-    "tunnel": (_Sub("tun_id", "tun_id", "hex"), _Sub("src", "tun_src", "ip4"),
-               _Sub("dst", "tun_dst", "ip4")),
+    "tunnel": (
+        _Sub("tun_id", "tun_id", "hex"),
+        _Sub("src", "tun_src", "ip4"),
+        _Sub("dst", "tun_dst", "ip4"),
+    ),
     "in_port": (_Sub("", "in_port", "dec"),),
     "eth": (_Sub("src", "dl_src", "mac"), _Sub("dst", "dl_dst", "mac")),
     "eth_type": (_Sub("", "dl_type", "hex4"),),
-    "ipv4": (_Sub("src", "nw_src", "ip4"), _Sub("dst", "nw_dst", "ip4"),
-             _Sub("proto", "nw_proto", "dec"), _Sub("tos", "nw_tos", "dec"),
-             _Sub("ttl", "nw_ttl", "dec"), _Sub("frag", "nw_frag", "frag")),
-    "ipv6": (_Sub("src", "ipv6_src", "ip6"), _Sub("dst", "ipv6_dst", "ip6"),
-             _Sub("label", "ipv6_label", "hex"), _Sub("proto", "nw_proto", "dec"),
-             _Sub("tclass", "nw_tos", "hex"), _Sub("hlimit", "nw_ttl", "dec"),
-             _Sub("frag", "nw_frag", "frag")),
-    "arp": (_Sub("sip", "nw_src", "ip4"), _Sub("tip", "nw_dst", "ip4"),
-            _Sub("op", "nw_proto", "dec"), _Sub("sha", "arp_sha", "mac"),
-            _Sub("tha", "arp_tha", "mac")),
+    "ipv4": (
+        _Sub("src", "nw_src", "ip4"),
+        _Sub("dst", "nw_dst", "ip4"),
+        _Sub("proto", "nw_proto", "dec"),
+        _Sub("tos", "nw_tos", "dec"),
+        _Sub("ttl", "nw_ttl", "dec"),
+        _Sub("frag", "nw_frag", "frag"),
+    ),
+    "ipv6": (
+        _Sub("src", "ipv6_src", "ip6"),
+        _Sub("dst", "ipv6_dst", "ip6"),
+        _Sub("label", "ipv6_label", "hex"),
+        _Sub("proto", "nw_proto", "dec"),
+        _Sub("tclass", "nw_tos", "hex"),
+        _Sub("hlimit", "nw_ttl", "dec"),
+        _Sub("frag", "nw_frag", "frag"),
+    ),
+    "arp": (
+        _Sub("sip", "nw_src", "ip4"),
+        _Sub("tip", "nw_dst", "ip4"),
+        _Sub("op", "nw_proto", "dec"),
+        _Sub("sha", "arp_sha", "mac"),
+        _Sub("tha", "arp_tha", "mac"),
+    ),
     "tcp": (_Sub("src", "tp_src", "dec"), _Sub("dst", "tp_dst", "dec")),
     "udp": (_Sub("src", "tp_src", "dec"), _Sub("dst", "tp_dst", "dec")),
     "sctp": (_Sub("src", "tp_src", "dec"), _Sub("dst", "tp_dst", "dec")),
     "tcp_flags": (_Sub("", "tcp_flags", "flags"),),
     "icmp": (_Sub("type", "tp_src", "dec", 0, 8), _Sub("code", "tp_dst", "dec", 0, 8)),
     "icmpv6": (_Sub("type", "tp_src", "dec", 0, 8), _Sub("code", "tp_dst", "dec", 0, 8)),
-    "nd": (_Sub("target", "nd_target", "ip6"), _Sub("sll", "arp_sha", "mac"),
-           _Sub("tll", "arp_tha", "mac")),
+    "nd": (
+        _Sub("target", "nd_target", "ip6"),
+        _Sub("sll", "arp_sha", "mac"),
+        _Sub("tll", "arp_tha", "mac"),
+    ),
 }
 # VLAN tags are printed as vlan(vid=,pcp=[,cfi=0]) from vlan_tci; handled apart.
 # Attributes OVS prints that pyvswitch keeps no state for: accepted when zero.
-_ZERO_ATTRS = frozenset(("recirc_id", "dp_hash", "skb_priority", "skb_mark", "ct_state",
-                         "ct_zone", "ct_mark", "ct_label"))
+_ZERO_ATTRS = frozenset(
+    (
+        "recirc_id",
+        "dp_hash",
+        "skb_priority",
+        "skb_mark",
+        "ct_state",
+        "ct_zone",
+        "ct_mark",
+        "ct_label",
+    )
+)
 
 
 def _sub_get(sub: _Sub, word: int) -> int:
@@ -132,19 +169,22 @@ def _fmt_attr(name: str, key: int, mask: int, out: list[str]) -> None:
         out.append(f"{name}({','.join(parts)})")
 
 
-def _fmt_vlan(key: int, mask: int, tci_name: str) -> str:
+def _fmt_vlan(key: int, mask: int, tci_name: str, verbose: bool) -> str:
+    """``vlan(vid=V,pcp=P[,cfi=0])`` as OVS's ``format_vlan_tci()`` prints it.
+
+    A part is shown when the key or the mask has any of its bits (always in
+    a full key); a partial mask follows as ``/0x..``.
+    """
     fld = FIELDS[tci_name]
     tci, tmask = fld.get(key), fld.get(mask)
     parts = []
-    if tmask & 0x0FFF:
-        vid = tci & 0x0FFF
-        parts.append(f"vid={vid}" if tmask & 0x0FFF == 0x0FFF else
-                     f"vid={vid}/{tmask & 0x0FFF:#x}")
-    if tmask & 0xE000:
-        pcp = tci >> 13
-        parts.append(f"pcp={pcp}" if tmask & 0xE000 == 0xE000 else
-                     f"pcp={pcp}/{(tmask >> 13):#x}")
-    if tmask & VLAN_CFI and not tci & VLAN_CFI:
+    vid, vid_mask = tci & 0x0FFF, tmask & 0x0FFF
+    if verbose or vid or vid_mask:
+        parts.append(f"vid={vid}" + ("" if vid_mask == 0x0FFF else f"/0x{vid_mask:x}"))
+    pcp, pcp_mask = tci >> 13, tmask >> 13
+    if verbose or pcp or pcp_mask:
+        parts.append(f"pcp={pcp}" + ("" if pcp_mask == 7 else f"/0x{pcp_mask:x}"))
+    if not tci & VLAN_CFI:
         parts.append("cfi=0")
     return f"vlan({','.join(parts)})"
 
@@ -173,11 +213,13 @@ def format_odp_flow(key: int, mask: int | None = None, megaflow: bool = False) -
         if not FIELDS[tci_name].get(key) & VLAN_CFI:
             break
         out.append(f"eth_type(0x{tpid:04x})")
-        out.append(_fmt_vlan(key, m, tci_name))
+        out.append(_fmt_vlan(key, m, tci_name, mask is None))
         out.append("encap(")
         closing += 1
-    _fmt_attr("eth_type", key, m, out)
     dl_type = flow.dl_type
+    # An 802.3 frame with no SNAP ethertype has no eth_type attribute.
+    if dl_type != DL_TYPE_NONE:
+        _fmt_attr("eth_type", key, m, out)
     l4 = None
     if dl_type == 0x0800:
         _fmt_attr("ipv4", key, m, out)
@@ -190,7 +232,9 @@ def format_odp_flow(key: int, mask: int | None = None, megaflow: bool = False) -
     if l4 is not None and not flow.nw_frag & FRAG_LATER:
         if l4 == 6:
             _fmt_attr("tcp", key, m, out)
-            _fmt_attr("tcp_flags", key, m, out)
+            # A full key leaves out tcp_flags() when no flag is set, as OVS does.
+            if mask is not None or flow.tcp_flags:
+                _fmt_attr("tcp_flags", key, m, out)
         elif l4 == 17:
             _fmt_attr("udp", key, m, out)
         elif l4 == 132:
@@ -221,14 +265,15 @@ class _Reader:
         return FlowParseError(f"{msg} (at offset {self.pos} in {self.text!r})")
 
     def peek(self) -> str:
-        return self.text[self.pos:self.pos + 1]
+        return self.text[self.pos : self.pos + 1]
 
     def name(self) -> str:
         start = self.pos
-        while self.pos < len(self.text) and (self.text[self.pos].isalnum()
-                                             or self.text[self.pos] == "_"):
+        while self.pos < len(self.text) and (
+            self.text[self.pos].isalnum() or self.text[self.pos] == "_"
+        ):
             self.pos += 1
-        return self.text[start:self.pos]
+        return self.text[start : self.pos]
 
     def value(self) -> str:
         """Read up to the next unnested ',' or ')'."""
@@ -245,7 +290,7 @@ class _Reader:
             elif ch == "," and depth == 0:
                 break
             self.pos += 1
-        return self.text[start:self.pos].strip()
+        return self.text[start : self.pos].strip()
 
     def skip_to_close(self) -> None:
         """Skip everything up to the ')' that closes the current attribute."""
@@ -266,15 +311,18 @@ def _parse_sub_value(attr: str, sub: _Sub, text: str) -> tuple[int, int]:
     label = f"{attr}({sub.name}=...)" if sub.name else f"{attr}(...)"
     conv: Callable[[str], int]
     if sub.kind == "mac":
+
         def conv(t: str) -> int:
             return int.from_bytes(mac_to_bytes(t), "big")
     elif sub.kind == "ip4":
+
         def conv(t: str) -> int:
             parts = t.split(".")
             if len(parts) != 4 or not all(p.isdigit() and int(p) < 256 for p in parts):
                 raise ValueError(f"{t}: invalid IP address")
             return int.from_bytes(bytes(int(p) for p in parts), "big")
     elif sub.kind == "ip6":
+
         def conv(t: str) -> int:
             return int.from_bytes(ip6_to_bytes(t), "big")
     elif sub.kind == "frag":
@@ -291,8 +339,10 @@ def _parse_sub_value(attr: str, sub: _Sub, text: str) -> tuple[int, int]:
 
         return _parse_tcp_flags(text, META_FIELDS["tcp_flags"])
     else:
+
         def conv(t: str) -> int:
             return int(t, 0) if sub.kind != "dec" or t.startswith("0x") else int(t, 10)
+
     try:
         value = conv(vtext)
         mask = conv(mtext) if slash else full
@@ -300,7 +350,9 @@ def _parse_sub_value(attr: str, sub: _Sub, text: str) -> tuple[int, int]:
         raise FlowParseError(f"{text}: bad value in {label}: {exc}") from None
     if value > full or mask > full or value < 0:
         raise FlowParseError(f"{text}: value out of range in {label}")
-    return value & mask, mask
+    # The key keeps the value as written, under its mask: dpctl/dump-flows
+    # prints megaflows that way (dst=50:54:00:00:00:07/01:00:00:00:00:00).
+    return value, mask
 
 
 def parse_odp_flow(text: str) -> tuple[int, int]:
@@ -313,6 +365,11 @@ def parse_odp_flow(text: str) -> tuple[int, int]:
     key, mask = _parse_attrs(reader, 0)
     if reader.pos != len(reader.text):
         raise reader.error("unexpected text")
+    dl_type = FIELDS["dl_type"]
+    if mask & FIELDS["dl_src"].mask and not mask & dl_type.mask:
+        # A key with eth() but no eth_type() is an 802.3 frame, as in OVS.
+        key |= dl_type.put(DL_TYPE_NONE)
+        mask |= dl_type.mask
     return key, mask
 
 
@@ -380,13 +437,13 @@ def _parse_vlan(r: _Reader, tci_name: str) -> tuple[int, int]:
             if v > 0xFFF:
                 raise FlowParseError(f"{text}: VLAN ID out of range in vlan(vid=...)")
             m = 0xFFF if mv is None else mv & 0xFFF
-            tci = (tci & ~0xFFF) | (v & m)
+            tci = (tci & ~0xFFF) | v
             tmask |= m
         elif name == "pcp":
             if v > 7:
                 raise FlowParseError(f"{text}: VLAN priority out of range in vlan(pcp=...)")
             m = 7 if mv is None else mv & 7
-            tci = (tci & ~0xE000) | ((v & m) << 13)
+            tci = (tci & ~0xE000) | (v << 13)
             tmask |= m << 13
         elif name == "cfi":
             if not v:
@@ -427,66 +484,103 @@ def _parse_attr(r: _Reader, name: str) -> tuple[int, int]:
 # -- composing packets -----------------------------------------------------------
 
 
+def _mac(value: int) -> str:
+    return mac_to_str(value.to_bytes(6, "big"))
+
+
+def _ip4(value: int) -> str:
+    return ".".join(str(b) for b in value.to_bytes(4, "big"))
+
+
+def _ip6(value: int) -> str:
+    return ip6_to_str(value.to_bytes(16, "big"))
+
+
+def _wants_payload(flow: Flow) -> bool:
+    """Whether OVS's ``flow_compose()`` adds application data to this kind of packet.
+
+    It does for UDP, for TCP segments without SYN, FIN or RST, and for ICMP
+    and ICMPv6 echo messages; everything else is sent bare.
+    """
+    proto = flow.nw_proto
+    if flow.dl_type not in (0x0800, 0x86DD) or flow.nw_frag & FRAG_LATER:
+        return False
+    if proto == 17:
+        return True
+    if proto == 6:
+        return not flow.tcp_flags & 0x007
+    if proto == 1 and flow.dl_type == 0x0800:
+        return flow.tp_src in (0, 8) and flow.tp_dst == 0
+    if proto == 58 and flow.dl_type == 0x86DD:
+        return flow.tp_src in (128, 129) and flow.tp_dst == 0
+    return False
+
+
 def compose_packet(key: int, payload: bytes | None = None, l7_len: int = 64) -> bytes:
     """Build a frame whose extracted key equals ``key`` (for the fields a frame carries).
 
-    As Open vSwitch's ``flow_compose()``: L4 checksums are computed, the
-    IPv4 identification is 0, a later fragment gets offset 100 (in 8-octet
-    units) and carries no L4 header, and when ``payload`` is None the
-    application data is ``l7_len`` bytes counting up from 0.
+    This follows Open vSwitch's ``flow_compose()``, which its tests use to
+    inject packets written as datapath keys, so the same key gives the same
+    bytes: L4 checksums computed (SCTP's left 0), IPv4 identification 0, TCP
+    window 0, a first fragment with MF set and a later one with MF and offset
+    100 (no L4 header), ARP addresses only for requests and replies, and
+    ``l7_len`` bytes counting up from 0 as data for UDP, for TCP without
+    SYN/FIN/RST and for echo messages (``payload`` replaces them). One
+    difference: for an IPv6 fragment we add a fragment header, which OVS
+    leaves out, so that the frame's key really says ``frag=first``/``later``.
     """
     from pyvswitch.packet import headers as h  # noqa: PLC0415 - composing is a rare slow path
 
     flow = Flow.from_key(key)
-    data = bytes(i & 0xFF for i in range(l7_len)) if payload is None else payload
-    layers: list[h.Header | bytes] = [
-        h.Ethernet(mac_to_str(flow.dl_dst.to_bytes(6, "big")),
-                   mac_to_str(flow.dl_src.to_bytes(6, "big")))]
+    if payload is None:
+        payload = bytes(i & 0xFF for i in range(l7_len)) if _wants_payload(flow) else b""
+    l2: list[h.Ethernet | h.VLAN] = [h.Ethernet(_mac(flow.dl_dst), _mac(flow.dl_src))]
     for tpid, tci in ((flow.vlan_tpid, flow.vlan_tci), (flow.vlan_tpid1, flow.vlan_tci1)):
         if not tci & VLAN_CFI:
             break
-        layers.append(h.VLAN(vid=tci & 0xFFF, pcp=tci >> 13, tpid=tpid or 0x8100))
+        l2.append(h.VLAN(vid=tci & 0xFFF, pcp=tci >> 13, tpid=tpid or 0x8100))
     later = bool(flow.nw_frag & FRAG_LATER)
-    ip6 = lambda v: ip6_to_str(v.to_bytes(16, "big"))  # noqa: E731
-    ip4 = lambda v: ".".join(str(b) for b in v.to_bytes(4, "big"))  # noqa: E731
-    mac = lambda v: mac_to_str(v.to_bytes(6, "big"))  # noqa: E731
+    upper: list[h.Header] = []
     if flow.dl_type == 0x0800:
-        layers.append(h.IPv4(ip4(flow.nw_src), ip4(flow.nw_dst), flow.nw_proto, flow.nw_tos,
-                             flow.nw_ttl, mf=bool(flow.nw_frag & FRAG_ANY) and not later,
-                             frag=100 if later else 0))
+        upper.append(h.IPv4(_ip4(flow.nw_src), _ip4(flow.nw_dst), flow.nw_proto, flow.nw_tos,
+                            flow.nw_ttl, mf=bool(flow.nw_frag & FRAG_ANY),
+                            frag=100 if later else 0))
     elif flow.dl_type == 0x86DD:
-        layers.append(h.IPv6(ip6(flow.ipv6_src), ip6(flow.ipv6_dst), None, flow.nw_tos,
-                             flow.ipv6_label, flow.nw_ttl))
+        upper.append(h.IPv6(_ip6(flow.ipv6_src), _ip6(flow.ipv6_dst), None, flow.nw_tos,
+                            flow.ipv6_label, flow.nw_ttl))
         if flow.nw_frag & FRAG_ANY:
-            layers.append(h.IPv6Fragment(flow.nw_proto, 100 if later else 0, not later))
+            upper.append(h.IPv6Fragment(flow.nw_proto, 100 if later else 0, not later))
+        else:
+            upper[-1].set_next(flow.nw_proto)
     elif flow.dl_type in (0x0806, 0x8035):
-        layers.append(h.ARP(flow.nw_proto, mac(flow.arp_sha), ip4(flow.nw_src),
-                            mac(flow.arp_tha), ip4(flow.nw_dst)))
-        layers[0].type = flow.dl_type  # type: ignore[attr-defined]
-        return h.build(*layers)
+        l2[-1].type = flow.dl_type
+        if flow.nw_proto in (1, 2):
+            arp = h.ARP(flow.nw_proto, _mac(flow.arp_sha), _ip4(flow.nw_src),
+                        _mac(flow.arp_tha), _ip4(flow.nw_dst))
+        else:
+            arp = h.ARP(flow.nw_proto)
+        return h.build(*l2, arp)
     else:
-        layers[-1].type = flow.dl_type  # type: ignore[attr-defined]
-        return h.build(*layers, data)
+        if flow.dl_type != DL_TYPE_NONE:
+            l2[-1].type = flow.dl_type
+        return h.build(*l2, payload)
+    is_ip4 = flow.dl_type == 0x0800
     if not later:
         proto = flow.nw_proto
         if proto == 6:
-            layers.append(h.TCP(flow.tp_src, flow.tp_dst, flags=flow.tcp_flags))
+            upper.append(h.TCP(flow.tp_src, flow.tp_dst, flags=flow.tcp_flags, window=0))
         elif proto == 17:
-            layers.append(h.UDP(flow.tp_src, flow.tp_dst))
-        elif proto == 1 and flow.dl_type == 0x0800:
-            layers.append(h.ICMP(flow.tp_src, flow.tp_dst))
-        elif proto == 58 and flow.dl_type == 0x86DD:
+            upper.append(h.UDP(flow.tp_src, flow.tp_dst))
+        elif proto == 132:
+            # OVS composes SCTP with a zero verification tag and checksum.
+            payload = flow.tp_src.to_bytes(2, "big") + flow.tp_dst.to_bytes(2, "big") + bytes(8)
+        elif proto == 1 and is_ip4:
+            upper.append(h.ICMP(flow.tp_src, flow.tp_dst))
+        elif proto == 58 and not is_ip4:
             if flow.tp_src in (135, 136) and flow.tp_dst == 0:
-                layers.append(h.NeighborDiscovery(
-                    flow.tp_src, 0, ip6(flow.nd_target),
-                    sll=mac(flow.arp_sha) if flow.arp_sha else None,
-                    tll=mac(flow.arp_tha) if flow.arp_tha else None))
-                return h.build(*layers)
-            layers.append(h.ICMPV6(flow.tp_src, flow.tp_dst))
-        elif isinstance(layers[-1], h.IPv4 | h.IPv6Fragment):
-            layers[-1].set_next(proto)
-        elif isinstance(layers[-1], h.IPv6):
-            layers[-1].nh = proto
-    elif isinstance(layers[-1], h.IPv4):
-        layers[-1].proto = flow.nw_proto
-    return h.build(*layers, data)
+                nd = h.NeighborDiscovery(flow.tp_src, 0, _ip6(flow.nd_target),
+                                         sll=_mac(flow.arp_sha) if flow.arp_sha else None,
+                                         tll=_mac(flow.arp_tha) if flow.arp_tha else None)
+                return h.build(*l2, *upper, nd)
+            upper.append(h.ICMPV6(flow.tp_src, flow.tp_dst))
+    return h.build(*l2, *upper, payload)

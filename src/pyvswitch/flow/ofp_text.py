@@ -116,7 +116,11 @@ _FIELD_LIST = [
     MetaField("vlan_tci", "vlan_tci", "hex", 16, hexw=4),
     MetaField("dl_vlan", "vlan_tci", "vid", 16, maskable=False),
     MetaField("dl_vlan_pcp", "vlan_tci", "pcp", 3, shift=13, maskable=False),
+    # The inner tag of a QinQ frame. ovs-ofctl only prints these three; we
+    # also read them, so that every match we print can be read back.
     MetaField("vlan_tci1", "vlan_tci1", "hex", 16, hexw=4),
+    MetaField("dl_vlan1", "vlan_tci1", "vid", 16, maskable=False),
+    MetaField("dl_vlan_pcp1", "vlan_tci1", "pcp", 3, shift=13, maskable=False),
     MetaField("nw_src", "nw_src", "ip4", 32, prereq="ip4"),
     MetaField("nw_dst", "nw_dst", "ip4", 32, prereq="ip4"),
     MetaField("ipv6_src", "ipv6_src", "ip6", 128, prereq="ip6"),
@@ -151,40 +155,74 @@ _FIELD_LIST = [
 #: Every field by its canonical name and by each alias ovs-ofctl accepts.
 META_FIELDS: dict[str, MetaField] = {f.name: f for f in _FIELD_LIST}
 _ALIASES = {
-    "eth_src": "dl_src", "eth_dst": "dl_dst", "eth_type": "dl_type",
-    "ip_src": "nw_src", "ip_dst": "nw_dst", "ip_proto": "nw_proto", "ip_ecn": "nw_ecn",
-    "nw_tos_shifted": "ip_dscp", "ip_frag": "nw_frag",
-    "tcp_src": "tp_src", "tcp_dst": "tp_dst", "udp_src": "tp_src", "udp_dst": "tp_dst",
-    "sctp_src": "tp_src", "sctp_dst": "tp_dst",
-    "icmpv6_type": "icmp_type", "icmpv6_code": "icmp_code",
-    "tunnel_id": "tun_id", "tun_ipv4_src": "tun_src", "tun_ipv4_dst": "tun_dst",
+    "eth_src": "dl_src",
+    "eth_dst": "dl_dst",
+    "eth_type": "dl_type",
+    "ip_src": "nw_src",
+    "ip_dst": "nw_dst",
+    "ip_proto": "nw_proto",
+    "ip_ecn": "nw_ecn",
+    "nw_tos_shifted": "ip_dscp",
+    "ip_frag": "nw_frag",
+    "tcp_src": "tp_src",
+    "tcp_dst": "tp_dst",
+    "udp_src": "tp_src",
+    "udp_dst": "tp_dst",
+    "sctp_src": "tp_src",
+    "sctp_dst": "tp_dst",
+    "icmpv6_type": "icmp_type",
+    "icmpv6_code": "icmp_code",
+    "tunnel_id": "tun_id",
+    "tun_ipv4_src": "tun_src",
+    "tun_ipv4_dst": "tun_dst",
     "vlan_pcp": "dl_vlan_pcp",
 }
 for _alias, _target in _ALIASES.items():
     META_FIELDS[_alias] = META_FIELDS[_target]
 # Aliases that carry a stricter prerequisite than the field they name.
 _ALIAS_PREREQ = {
-    "tcp_src": "tcp", "tcp_dst": "tcp",
+    "tcp_src": "tcp",
+    "tcp_dst": "tcp",
 }
 
 #: Protocol shorthands: name -> (dl_type, nw_proto or None).
 SHORTHANDS: dict[str, tuple[int, int | None]] = {
-    "ip": (ETH_IP, None), "ipv4": (ETH_IP, None), "icmp": (ETH_IP, 1), "tcp": (ETH_IP, 6),
-    "udp": (ETH_IP, 17), "sctp": (ETH_IP, 132), "igmp": (ETH_IP, 2),
-    "ipv6": (ETH_IPV6, None), "icmp6": (ETH_IPV6, 58), "tcp6": (ETH_IPV6, 6),
-    "udp6": (ETH_IPV6, 17), "sctp6": (ETH_IPV6, 132),
-    "arp": (ETH_ARP, None), "rarp": (ETH_RARP, None),
+    "ip": (ETH_IP, None),
+    "ipv4": (ETH_IP, None),
+    "icmp": (ETH_IP, 1),
+    "tcp": (ETH_IP, 6),
+    "udp": (ETH_IP, 17),
+    "sctp": (ETH_IP, 132),
+    "ipv6": (ETH_IPV6, None),
+    "icmp6": (ETH_IPV6, 58),
+    "tcp6": (ETH_IPV6, 6),
+    "udp6": (ETH_IPV6, 17),
+    "sctp6": (ETH_IPV6, 132),
+    "arp": (ETH_ARP, None),
+    "rarp": (ETH_RARP, None),
 }
 _SHORT_NAMES: dict[tuple[int, int | None], str] = {
-    (ETH_IP, 1): "icmp", (ETH_IP, 6): "tcp", (ETH_IP, 17): "udp", (ETH_IP, 132): "sctp",
-    (ETH_IP, 2): "igmp", (ETH_IPV6, 58): "icmp6", (ETH_IPV6, 6): "tcp6", (ETH_IPV6, 17): "udp6",
+    (ETH_IP, 1): "icmp",
+    (ETH_IP, 6): "tcp",
+    (ETH_IP, 17): "udp",
+    (ETH_IP, 132): "sctp",
+    (ETH_IPV6, 58): "icmp6",
+    (ETH_IPV6, 6): "tcp6",
+    (ETH_IPV6, 17): "udp6",
     (ETH_IPV6, 132): "sctp6",
 }
 
 #: OpenFlow's reserved port names (OpenFlow 1.0 numbering, as OVS prints them).
 PORT_NAMES: dict[str, int] = {
-    "IN_PORT": 0xFFF8, "TABLE": 0xFFF9, "NORMAL": 0xFFFA, "FLOOD": 0xFFFB,
-    "ALL": 0xFFFC, "CONTROLLER": 0xFFFD, "LOCAL": OFPP_LOCAL, "ANY": 0xFFFF, "NONE": 0xFFFF,
+    "IN_PORT": 0xFFF8,
+    "TABLE": 0xFFF9,
+    "NORMAL": 0xFFFA,
+    "FLOOD": 0xFFFB,
+    "ALL": 0xFFFC,
+    "CONTROLLER": 0xFFFD,
+    "LOCAL": OFPP_LOCAL,
+    "ANY": 0xFFFF,
+    "NONE": 0xFFFF,
 }
 _PORT_PRINT = {v: k for k, v in PORT_NAMES.items() if k != "NONE"}
 _PORT_PRINT[0xFFFF] = "ANY"
@@ -206,56 +244,81 @@ _FRAGS = (
 # -- value parsing -------------------------------------------------------------
 
 
-def _parse_int(text: str, field: MetaField) -> int:
+def c_int(text: str) -> int:
+    """Read an integer as C's ``strtol(..., 0)`` does, as ovs-ofctl does.
+
+    Decimal, ``0x`` hexadecimal, and a leading ``0`` for octal (``010`` is 8).
+    Raises ValueError for anything else, including a sign.
+    """
+    body = text.lower()
+    if body.startswith("0x"):
+        digits = body[2:]
+        if not digits or any(c not in "0123456789abcdef" for c in digits):
+            raise ValueError(text)
+        return int(digits, 16)
+    if not body.isdigit():
+        raise ValueError(text)
+    return int(body, 8) if len(body) > 1 and body[0] == "0" else int(body, 10)
+
+
+def _parse_int(text: str, field: MetaField, label: str, what: str, full: str) -> int:
+    """Read ``text`` as an integer for ``field`` (called ``label`` by the user).
+
+    ``what`` is "value" or "mask", ``full`` the whole ``value/mask`` text,
+    both for the error message.
+    """
     try:
-        value = int(text, 0)
+        value = c_int(text)
     except ValueError:
-        raise FlowParseError(f"{text}: invalid value for field {field.name}") from None
-    if value < 0:
-        raise FlowParseError(f"{text}: negative value for field {field.name}")
+        raise FlowParseError(f"{full}: bad syntax for {label} {what}") from None
     if value >> field.bits:
-        if field.bits % 8 == 0:
-            raise FlowParseError(
-                f"{text}: value too large for {field.bits // 8}-byte field {field.name}")
-        raise FlowParseError(f"{text}: value too large for {field.bits}-bit field {field.name}")
+        size = f"{field.bits // 8}-byte" if field.bits % 8 == 0 else f"{field.bits}-bit"
+        raise FlowParseError(f"{full}: {what} too large for {size} field {label}")
     return value
 
 
 def _prefix_mask(bits: int, width: int, text: str, family: str) -> int:
     if not 0 <= bits <= width:
         raise FlowParseError(
-            f"{text}: {family} network prefix bits not between 0 and {width}, inclusive")
+            f"{text}: {family} network prefix bits not between 0 and {width}, inclusive"
+        )
     return ((1 << bits) - 1) << (width - bits)
 
 
-def _parse_addr(text: str, width: int, conv: Callable[[str], bytes]) -> int:
+def _parse_addr(text: str, conv: Callable[[str], bytes]) -> int:
     try:
         return int.from_bytes(conv(text), "big")
     except ValueError as exc:
         raise FlowParseError(str(exc)) from None
 
 
-def _parse_value(field: MetaField, text: str,
-                 port_names: Mapping[str, int] | None) -> tuple[int, int]:
+def _parse_value(
+    field: MetaField, text: str, port_names: Mapping[str, int] | None, label: str
+) -> tuple[int, int]:
     """Parse ``value[/mask]`` for ``field`` into (value, mask) at the field's width."""
     full = (1 << field.bits) - 1
     value_text, slash, mask_text = text.partition("/")
     if slash and not field.maskable:
-        raise FlowParseError(f"{text}: field {field.name} does not support masking")
+        raise FlowParseError(f"{text}: field {label} does not support masking")
     kind = field.kind
     if kind == "mac":
-        value = _parse_addr(value_text, 48, mac_to_bytes)
-        mask = _parse_addr(mask_text, 48, mac_to_bytes) if slash else full
+        value = _parse_addr(value_text, mac_to_bytes)
+        mask = _parse_addr(mask_text, mac_to_bytes) if slash else full
     elif kind in ("ip4", "ip6"):
-        width, conv, family = (32, ip4_to_bytes, "IPv4") if kind == "ip4" else \
-            (128, ip6_to_bytes, "IPv6")
-        value = _parse_addr(value_text, width, conv)
+        width, conv, family = (
+            (32, ip4_to_bytes, "IPv4") if kind == "ip4" else (128, ip6_to_bytes, "IPv6")
+        )
+        value = _parse_addr(value_text, conv)
         if not slash:
             mask = full
         elif mask_text.isdigit():
             mask = _prefix_mask(int(mask_text), width, text, family)
         else:
-            mask = _parse_addr(mask_text, width, conv)
+            try:
+                mask = int.from_bytes(conv(mask_text), "big")
+            except ValueError:
+                raise FlowParseError(f"{text}: invalid {family.replace('v4', '')} address"
+                                     ) from None
     elif kind == "port":
         value = _parse_port(value_text, port_names)
         mask = full
@@ -265,12 +328,13 @@ def _parse_value(field: MetaField, text: str,
                 return fvalue, fmask
         raise FlowParseError(
             f'{text}: unknown fragment type (valid types are "no", "yes", "first", '
-            '"later", "not_later")')
+            '"later", "not_later")'
+        )
     elif kind == "flags":
         return _parse_tcp_flags(text, field)
     else:
-        value = _parse_int(value_text, field)
-        mask = _parse_int(mask_text, field) if slash else full
+        value = _parse_int(value_text, field, label, "value", text)
+        mask = _parse_int(mask_text, field, label, "mask", text) if slash else full
     return value & mask, mask
 
 
@@ -297,15 +361,20 @@ def _parse_tcp_flags(text: str, field: MetaField) -> tuple[int, int]:
             sign, name = token[0], token[1:]
             bit = _tcp_flag_bit(name, text)
             if mask & bit:
-                raise FlowParseError(f"{text}: flag {name} given twice")
+                raise FlowParseError(f"{name}: Each TCP flag can be specified only once")
             mask |= bit
             if sign == "+":
                 value |= bit
         return value, mask
     if text[:1].isdigit():
         vtext, slash, mtext = text.partition("/")
-        value = _parse_int(vtext, field)
-        mask = _parse_int(mtext, field) if slash else full
+        try:
+            value = c_int(vtext)
+            mask = c_int(mtext) if slash else full
+        except ValueError:
+            raise FlowParseError(f"{text}: unknown TCP flag(s)") from None
+        if value > full or mask > full:
+            raise FlowParseError(f"{text}: unknown TCP flag(s)")
         return value & mask, mask
     value = 0
     for name in text.split("|"):
@@ -319,7 +388,7 @@ def _split_signed(text: str) -> list[str]:
         if ch in "+-":
             tokens.append(ch)
         elif not tokens:
-            raise FlowParseError(f"{text}: TCP flags must start with + or -")
+            raise FlowParseError(f"{text}: unknown TCP flag(s)")
         else:
             tokens[-1] += ch
     return tokens
@@ -335,7 +404,7 @@ def _tcp_flag_bit(name: str, text: str) -> int:
             bit = 0
         if bit and bit & (bit - 1) == 0 and bit <= 0x800:
             return bit
-    raise FlowParseError(f"{text}: unknown TCP flag {name!r}")
+    raise FlowParseError(f"{text}: unknown TCP flag(s)")
 
 
 # -- applying fields to a match ------------------------------------------------
@@ -345,23 +414,35 @@ def _apply(match: Match, field: MetaField, value: int, mask: int) -> Match:
     if field.kind == "vid":
         if value == 0xFFFF:
             # dl_vlan=0xffff is OpenFlow 1.0's "no VLAN tag".
-            return match.with_field("vlan_tci", 0, 0xFFFF)
+            return match.with_field(field.storage, 0, 0xFFFF)
         if value > VLAN_VID_MASK:
-            raise FlowParseError(f"{value}: VLAN ID out of range 0..4095 in dl_vlan")
-        return match.with_field("vlan_tci", value | VLAN_CFI, VLAN_VID_MASK | VLAN_CFI)
+            # ovs-ofctl silently keeps the low 12 bits; a wrong VLAN is worse
+            # than a refused flow.
+            raise FlowParseError(f"{value}: VLAN ID out of range 0..4095 in {field.name}")
+        return match.with_field(field.storage, value | VLAN_CFI, VLAN_VID_MASK | VLAN_CFI)
     if field.kind == "pcp":
-        if value > 7:
-            raise FlowParseError(f"{value}: VLAN priority out of range 0..7 in dl_vlan_pcp")
-        return match.with_field("vlan_tci", (value << 13) | VLAN_CFI, VLAN_PCP_MASK | VLAN_CFI)
-    if field.name == "nw_tos" and value & 0x03:
-        raise FlowParseError(
-            f"{value}: nw_tos holds the DSCP bits of the ToS byte, so it must be a multiple "
-            "of 4 (use nw_ecn for the low two bits)")
+        return match.with_field(
+            field.storage, (value << 13) | VLAN_CFI, VLAN_PCP_MASK | VLAN_CFI)
+    if field.name == "nw_tos":
+        # nw_tos is the DSCP part of the ToS byte, written unshifted. ovs-ofctl
+        # drops low bits silently; we refuse them, so nothing is lost unseen.
+        if value & 0x03:
+            raise FlowParseError(
+                f"{value}: nw_tos holds the DSCP bits of the ToS byte, so it must be a "
+                "multiple of 4 (use nw_ecn for the low two bits)"
+            )
+        return match.with_field("nw_tos", value, 0xFC)
+    if field.shift == 0 and field.bits == FIELDS[field.storage].bits:
+        # Setting a whole field replaces what an earlier item set (the last
+        # one wins, as in ovs-ofctl); fields that share storage (nw_tos and
+        # nw_ecn, dl_vlan and dl_vlan_pcp) combine instead.
+        match = match.without_field(field.storage)
     return match.with_field(field.storage, value << field.shift, mask << field.shift)
 
 
-def parse_match(text: str, port_names: Mapping[str, int] | None = None,
-                extra: Iterable[str] = ()) -> tuple[Match, dict[str, str]]:
+def parse_match(
+    text: str, port_names: Mapping[str, int] | None = None, extra: Iterable[str] = ()
+) -> tuple[Match, dict[str, str]]:
     """Parse an OpenFlow match string.
 
     Items in ``extra`` (such as ``priority`` or ``actions`` for a flow) are not
@@ -380,6 +461,8 @@ def parse_match(text: str, port_names: Mapping[str, int] | None = None,
             continue
         if not eq:
             if name not in SHORTHANDS:
+                if name in META_FIELDS:
+                    raise FlowParseError(f"field {name} missing value")
                 raise FlowParseError(f"unknown keyword {name}")
             dl_type, proto = SHORTHANDS[name]
             match = match.with_field("dl_type", dl_type)
@@ -390,8 +473,8 @@ def parse_match(text: str, port_names: Mapping[str, int] | None = None,
         if field is None:
             raise FlowParseError(f"unknown keyword {name}")
         if not value_text:
-            raise FlowParseError(f"{name}: missing value")
-        value, mask = _parse_value(field, value_text, port_names)
+            raise FlowParseError(f"field {name} missing value")
+        value, mask = _parse_value(field, value_text, port_names, name)
         match = _apply(match, field, value, mask)
         used.append((name, field))
     for name, field in used:
@@ -399,7 +482,8 @@ def parse_match(text: str, port_names: Mapping[str, int] | None = None,
         if prereq is not None:
             check, needs = PREREQS[prereq]
             if not check(match):
-                raise FlowParseError(f"{name}: prerequisites not met (it needs {needs})")
+                raise FlowParseError(
+                    f"prerequisites not met for setting {name} (it needs {needs})")
     return match, others
 
 
@@ -436,9 +520,17 @@ def _fmt_mac(value: int, mask: int) -> str:
 def _fmt_int(field: MetaField, value: int, mask: int) -> str:
     full = (1 << field.bits) - 1
     if field.kind == "hex":
-        text = f"0x{value:0{field.hexw}x}"
-        return text if mask == full else f"{text}/0x{mask:0{field.hexw}x}"
+        if field.hexw:
+            text = f"0x{value:0{field.hexw}x}"
+            return text if mask == full else f"{text}/0x{mask:0{field.hexw}x}"
+        # C's %#x, as OVS prints registers, metadata and tun_id: zero is "0".
+        return c_hex(value) if mask == full else f"{c_hex(value)}/{c_hex(mask)}"
     return str(value) if mask == full else f"0x{value:x}/0x{mask:x}"
+
+
+def c_hex(value: int) -> str:
+    """C's ``%#x``, which OVS uses for many fields: zero prints as ``0``, not ``0x0``."""
+    return f"{value:#x}" if value else "0"
 
 
 def format_tcp_flags(value: int, mask: int) -> str:
@@ -446,8 +538,11 @@ def format_tcp_flags(value: int, mask: int) -> str:
     if mask == 0xFFF:
         if not value:
             return "0"
-        names = [TCP_FLAG_NAMES[i] if i < len(TCP_FLAG_NAMES) else f"[{1 << i:x}]"
-                 for i in range(12) if value & (1 << i)]
+        names = [
+            TCP_FLAG_NAMES[i] if i < len(TCP_FLAG_NAMES) else f"[{1 << i:x}]"
+            for i in range(12)
+            if value & (1 << i)
+        ]
         return "|".join(names)
     out = []
     for i in range(12):
@@ -464,32 +559,46 @@ def _fmt_port(port: int, port_names: Mapping[int, str] | None) -> str:
     return _PORT_PRINT.get(port, str(port))
 
 
-def _fmt_vlan(match: Match, out: list[str]) -> None:
-    value, mask = match.get("vlan_tci")
+def _fmt_vlan(match: Match, out: list[str], suffix: str) -> bool:
+    """Print one tag's match; return False when it is not matched at all."""
+    value, mask = match.get("vlan_tci" + suffix)
     vid_mask = mask & VLAN_VID_MASK
     pcp_mask = mask & VLAN_PCP_MASK
-    if (mask & VLAN_CFI and value & VLAN_CFI and vid_mask in (0, VLAN_VID_MASK)
-            and pcp_mask in (0, VLAN_PCP_MASK) and (vid_mask or pcp_mask)):
+    if (
+        mask & VLAN_CFI
+        and value & VLAN_CFI
+        and vid_mask in (0, VLAN_VID_MASK)
+        and pcp_mask in (0, VLAN_PCP_MASK)
+        and (vid_mask or pcp_mask)
+    ):
         if vid_mask:
-            out.append(f"dl_vlan={value & VLAN_VID_MASK}")
+            out.append(f"dl_vlan{suffix}={value & VLAN_VID_MASK}")
         if pcp_mask:
-            out.append(f"dl_vlan_pcp={value >> 13}")
+            out.append(f"dl_vlan_pcp{suffix}={value >> 13}")
     elif mask == 0xFFFF:
-        out.append(f"vlan_tci=0x{value:04x}")
+        out.append(f"vlan_tci{suffix}=0x{value:04x}")
     elif mask:
-        out.append(f"vlan_tci=0x{value:04x}/0x{mask:04x}")
+        out.append(f"vlan_tci{suffix}=0x{value:04x}/0x{mask:04x}")
+    return bool(mask)
 
 
-def format_match(match: Match, priority: int | None = None,
-                 port_names: Mapping[int, str] | None = None) -> str:
+def format_match(
+    match: Match,
+    priority: int | None = None,
+    port_names: Mapping[int, str] | None = None,
+    megaflow: bool = False,
+) -> str:
     """Print a match the way ovs-ofctl does (``match_format()``).
 
     ``priority`` is printed first when given and not the default 32768.
-    An empty match prints as the empty string.
+    ``megaflow`` adds the ``recirc_id=0,eth,`` that ofproto/trace's
+    ``Megaflow:`` line starts with. An empty match prints as the empty string.
     """
     out: list[str] = []
     if priority is not None and priority != 32768:
         out.append(f"priority={priority}")
+    if megaflow:
+        out += ["recirc_id=0", "eth"]
 
     def put(name: str) -> None:
         field = META_FIELDS[name]
@@ -528,8 +637,8 @@ def format_match(match: Match, priority: int | None = None,
         put(f"reg{i}")
     for name in ("tun_id", "tun_src", "tun_dst", "metadata", "in_port"):
         put(name)
-    _fmt_vlan(match, out)
-    put("vlan_tci1")
+    if _fmt_vlan(match, out, ""):
+        _fmt_vlan(match, out, "1")
     put("dl_src")
     put("dl_dst")
     if not skip_type:

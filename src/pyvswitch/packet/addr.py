@@ -19,8 +19,9 @@ def mac_to_str(mac: bytes) -> str:
 def mac_to_bytes(text: str) -> bytes:
     """Parse ``aa:bb:cc:dd:ee:ff`` (one or two hex digits per octet) into 6 bytes."""
     parts = text.split(":")
-    if len(parts) != 6 or not all(0 < len(p) <= 2 and all(c in _HEX for c in p.lower())
-                                  for p in parts):
+    if len(parts) != 6 or not all(
+        0 < len(p) <= 2 and all(c in _HEX for c in p.lower()) for p in parts
+    ):
         raise ValueError(f"{text}: invalid Ethernet address")
     return bytes(int(p, 16) for p in parts)
 
@@ -33,8 +34,7 @@ def ip4_to_str(addr: bytes) -> str:
 def ip4_to_bytes(text: str) -> bytes:
     """Parse dotted decimal (exactly four decimal octets) into 4 bytes."""
     parts = text.split(".")
-    if len(parts) != 4 or not all(p.isdigit() and len(p) <= 3 and int(p) <= 255
-                                  for p in parts):
+    if len(parts) != 4 or not all(p.isdigit() and len(p) <= 3 and int(p) <= 255 for p in parts):
         raise ValueError(f"{text}: invalid IP address")
     return bytes(int(p) for p in parts)
 

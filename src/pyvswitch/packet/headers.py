@@ -15,6 +15,7 @@ display; the datapath reads header bytes directly (:mod:`pyvswitch.flow.extract`
 
 from __future__ import annotations
 
+import itertools
 import struct
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -95,7 +96,7 @@ class Header:
         """
         raise NotImplementedError
 
-    def set_next(self, ident: int) -> None:  # noqa: B027 - optional hook, default no-op
+    def set_next(self, ident: int) -> None:
         """Fill this header's next-protocol field if it was left to be computed."""
 
 
@@ -324,9 +325,11 @@ def _l4_checksum(ip: IPv4 | IPv6 | None, proto: int, segment: bytes) -> int:
 
 @dataclass
 class ICMP(Header):
-    """ICMPv4 (RFC 792). ``rest`` is the 4-octet field after the checksum
-    (identifier and sequence number for echo); :attr:`id` and :attr:`seq`
-    read it that way."""
+    """ICMPv4 (RFC 792).
+
+    ``rest`` is the 4-octet field after the checksum (identifier and sequence
+    number for echo); :attr:`id` and :attr:`seq` read it that way.
+    """
 
     wire_id: ClassVar[int | None] = IPPROTO_ICMP
     type: int = 8
@@ -358,8 +361,11 @@ class ICMP(Header):
 
 @dataclass
 class ICMPV6(Header):
-    """ICMPv6 (RFC 4443) other than neighbour discovery: ``body`` is what
-    follows the checksum (4 octets of identifier and sequence for echo)."""
+    """ICMPv6 (RFC 4443) other than neighbour discovery.
+
+    ``body`` is what follows the checksum (4 octets of identifier and
+    sequence number for echo).
+    """
 
     wire_id: ClassVar[int | None] = IPPROTO_ICMPV6
     type: int = 128
@@ -369,8 +375,11 @@ class ICMPV6(Header):
 
     def encode(self, payload: bytes, ip: IPv4 | IPv6 | None) -> bytes:
         msg = bytearray(struct.pack("!BBH", self.type, self.code, 0) + self.body + payload)
-        csum = self.chksum if self.chksum is not None else _l4_checksum(ip, IPPROTO_ICMPV6,
-                                                                        bytes(msg))
+        csum = (
+            self.chksum
+            if self.chksum is not None
+            else _l4_checksum(ip, IPPROTO_ICMPV6, bytes(msg))
+        )
         msg[2:4] = csum.to_bytes(2, "big")
         return bytes(msg)
 
@@ -409,16 +418,24 @@ class NeighborDiscovery(Header):
             + opts
             + payload
         )
-        csum = self.chksum if self.chksum is not None else _l4_checksum(ip, IPPROTO_ICMPV6,
-                                                                        bytes(msg))
+        csum = (
+            self.chksum
+            if self.chksum is not None
+            else _l4_checksum(ip, IPPROTO_ICMPV6, bytes(msg))
+        )
         msg[2:4] = csum.to_bytes(2, "big")
         return bytes(msg)
 
 
 @dataclass
 class TCP(Header):
-    """TCP (RFC 9293). ``flags`` holds the 9 flag bits (NS..FIN), ``dataofs``
-    the header length in 32-bit words (computed from the options if None)."""
+    """TCP (RFC 9293).
+
+    ``flags`` holds the 12 bits below the data offset: the 9 flags (NS..FIN)
+    and the 3 reserved bits above them, as OVS's ``tcp_flags`` does.
+    ``dataofs`` is the header length in 32-bit words (computed from the
+    options if None).
+    """
 
     wire_id: ClassVar[int | None] = IPPROTO_TCP
     sport: int = 0
@@ -442,7 +459,7 @@ class TCP(Header):
                 self.dport,
                 self.seq,
                 self.ack,
-                (dataofs << 12) | (self.flags & 0x1FF),
+                (dataofs << 12) | (self.flags & 0xFFF),
                 self.window,
                 0,
                 self.urgptr,
@@ -450,7 +467,9 @@ class TCP(Header):
             + options
             + payload
         )
-        csum = self.chksum if self.chksum is not None else _l4_checksum(ip, IPPROTO_TCP, bytes(seg))
+        csum = (
+            self.chksum if self.chksum is not None else _l4_checksum(ip, IPPROTO_TCP, bytes(seg))
+        )
         seg[16:18] = csum.to_bytes(2, "big")
         return bytes(seg)
 
@@ -493,7 +512,7 @@ def build(*layers: Header | bytes) -> bytes:
     objects passed in get their ``None`` next-protocol fields filled.
     """
     hdrs = [Raw(x) if isinstance(x, bytes | bytearray) else x for x in layers]
-    for outer, inner in zip(hdrs, hdrs[1:], strict=False):
+    for outer, inner in itertools.pairwise(hdrs):
         ident = _wire_id(inner)
         if ident is not None:
             outer.set_next(ident)
@@ -509,25 +528,40 @@ def build(*layers: Header | bytes) -> bytes:
 
 def _need(buf: bytes, off: int, size: int, what: str) -> None:
     if len(buf) - off < size:
-        raise ParseError(f"{what} truncated at offset {off}: need {size} bytes, "
-                         f"have {max(len(buf) - off, 0)}")
+        raise ParseError(
+            f"{what} truncated at offset {off}: need {size} bytes, have {max(len(buf) - off, 0)}"
+        )
 
 
-def _parse_l4(buf: bytes, off: int, proto: int, end: int, later_fragment: bool,
-              out: list[Header]) -> int:
+def _parse_l4(
+    buf: bytes, off: int, proto: int, end: int, later_fragment: bool, out: list[Header]
+) -> int:
     if later_fragment:
         return off
     if proto == IPPROTO_TCP:
         _need(buf, off, 20, "TCP header")
         sport, dport, seq, ack, offflags, window, csum, urg = struct.unpack_from(
-            "!HHIIHHHH", buf, off)
-        dataofs = offflags >> 12
+            "!HHIIHHHH", buf, off
+        )
+        dataofs: int = offflags >> 12
         hlen = dataofs * 4
         if hlen < 20:
             raise ParseError(f"TCP data offset {dataofs} is below 5 at offset {off}")
         _need(buf, off, hlen, "TCP options")
-        out.append(TCP(sport, dport, seq, ack, offflags & 0x1FF, window, urg,
-                       bytes(buf[off + 20:off + hlen]), dataofs, csum))
+        out.append(
+            TCP(
+                sport,
+                dport,
+                seq,
+                ack,
+                offflags & 0xFFF,
+                window,
+                urg,
+                bytes(buf[off + 20 : off + hlen]),
+                dataofs,
+                csum,
+            )
+        )
         return off + hlen
     if proto == IPPROTO_UDP:
         _need(buf, off, 8, "UDP header")
@@ -537,22 +571,27 @@ def _parse_l4(buf: bytes, off: int, proto: int, end: int, later_fragment: bool,
     if proto == IPPROTO_ICMP:
         _need(buf, off, 8, "ICMP header")
         typ, code, csum = struct.unpack_from("!BBH", buf, off)
-        out.append(ICMP(typ, code, bytes(buf[off + 4:off + 8]), csum))
+        out.append(ICMP(typ, code, bytes(buf[off + 4 : off + 8]), csum))
         return off + 8
     if proto == IPPROTO_ICMPV6:
         _need(buf, off, 4, "ICMPv6 header")
         typ, code, csum = struct.unpack_from("!BBH", buf, off)
         if typ in (ND_NEIGHBOR_SOLICIT, ND_NEIGHBOR_ADVERT) and code == 0:
             _need(buf, off, 24, "neighbour discovery message")
-            nd = NeighborDiscovery(typ, code, ip6_to_str(bytes(buf[off + 8:off + 24])),
-                                   flags=struct.unpack_from("!I", buf, off + 4)[0], chksum=csum)
+            nd = NeighborDiscovery(
+                typ,
+                code,
+                ip6_to_str(bytes(buf[off + 8 : off + 24])),
+                flags=struct.unpack_from("!I", buf, off + 4)[0],
+                chksum=csum,
+            )
             pos = off + 24
             while pos + 2 <= end:
                 kind, units = buf[pos], buf[pos + 1]
                 if units == 0:
                     raise ParseError(f"neighbour discovery option of length 0 at offset {pos}")
                 _need(buf, pos, units * 8, "neighbour discovery option")
-                value = bytes(buf[pos + 2:pos + units * 8])
+                value = bytes(buf[pos + 2 : pos + units * 8])
                 if kind == ND_OPT_SOURCE_LINKADDR and units == 1 and nd.sll is None:
                     nd.sll = mac_to_str(value)
                 elif kind == ND_OPT_TARGET_LINKADDR and units == 1 and nd.tll is None:
@@ -563,7 +602,7 @@ def _parse_l4(buf: bytes, off: int, proto: int, end: int, later_fragment: bool,
             out.append(nd)
             return pos
         _need(buf, off, 8, "ICMPv6 message")
-        out.append(ICMPV6(typ, code, bytes(buf[off + 4:off + 8]), csum))
+        out.append(ICMPV6(typ, code, bytes(buf[off + 4 : off + 8]), csum))
         return off + 8
     return off
 
@@ -577,11 +616,24 @@ def _parse_ipv4(buf: bytes, off: int, out: list[Header]) -> tuple[int, int]:
     if ihl < 5:
         raise ParseError(f"IPv4 header length {ihl} is below 5 at offset {off}")
     _need(buf, off, ihl * 4, "IPv4 options")
-    out.append(IPv4(
-        ip4_to_str(bytes(buf[off + 12:off + 16])), ip4_to_str(bytes(buf[off + 16:off + 20])),
-        proto, tos, ttl, ident, bool(flags & 0x4000), bool(flags & 0x2000), flags & 0x1FFF,
-        bytes(buf[off + 20:off + ihl * 4]), ihl, total, csum, bool(flags & 0x8000),
-    ))
+    out.append(
+        IPv4(
+            ip4_to_str(bytes(buf[off + 12 : off + 16])),
+            ip4_to_str(bytes(buf[off + 16 : off + 20])),
+            proto,
+            tos,
+            ttl,
+            ident,
+            bool(flags & 0x4000),
+            bool(flags & 0x2000),
+            flags & 0x1FFF,
+            bytes(buf[off + 20 : off + ihl * 4]),
+            ihl,
+            total,
+            csum,
+            bool(flags & 0x8000),
+        )
+    )
     end = min(len(buf), off + total) if total >= ihl * 4 else len(buf)
     return _parse_l4(buf, off + ihl * 4, proto, end, bool(flags & 0x1FFF), out), end
 
@@ -591,9 +643,17 @@ def _parse_ipv6(buf: bytes, off: int, out: list[Header]) -> tuple[int, int]:
     word, plen, nh, hlim = struct.unpack_from("!IHBB", buf, off)
     if word >> 28 != 6:
         raise ParseError(f"IPv6 header with version {word >> 28} at offset {off}")
-    out.append(IPv6(ip6_to_str(bytes(buf[off + 8:off + 24])),
-                    ip6_to_str(bytes(buf[off + 24:off + 40])),
-                    nh, (word >> 20) & 0xFF, word & 0xFFFFF, hlim, plen))
+    out.append(
+        IPv6(
+            ip6_to_str(bytes(buf[off + 8 : off + 24])),
+            ip6_to_str(bytes(buf[off + 24 : off + 40])),
+            nh,
+            (word >> 20) & 0xFF,
+            word & 0xFFFFF,
+            hlim,
+            plen,
+        )
+    )
     end = min(len(buf), off + 40 + plen)
     off += 40
     later = False
@@ -609,7 +669,7 @@ def _parse_ipv6(buf: bytes, off: int, out: list[Header]) -> tuple[int, int]:
             nxt, hlen = buf[off], buf[off + 1]
             size = (hlen + 2) * 4 if nh == IPPROTO_AH else (hlen + 1) * 8
             _need(buf, off, size, "IPv6 extension header")
-            out.append(IPv6ExtHeader(nh, nxt, bytes(buf[off + 2:off + size])))
+            out.append(IPv6ExtHeader(nh, nxt, bytes(buf[off + 2 : off + size])))
         nh = nxt
         off += size
     return _parse_l4(buf, off, nh, end, later, out), end
@@ -644,9 +704,17 @@ def parse(frame: bytes | bytearray | memoryview) -> list[Header]:
         htype, ptype, hlen, plen, op = struct.unpack_from("!HHBBH", buf, off)
         if hlen != 6 or plen != 4:
             raise ParseError(f"ARP with address lengths {hlen}/{plen} at offset {off}")
-        out.append(ARP(op, mac_to_str(buf[off + 8:off + 14]), ip4_to_str(buf[off + 14:off + 18]),
-                       mac_to_str(buf[off + 18:off + 24]), ip4_to_str(buf[off + 24:off + 28]),
-                       htype, ptype))
+        out.append(
+            ARP(
+                op,
+                mac_to_str(buf[off + 8 : off + 14]),
+                ip4_to_str(buf[off + 14 : off + 18]),
+                mac_to_str(buf[off + 18 : off + 24]),
+                ip4_to_str(buf[off + 24 : off + 28]),
+                htype,
+                ptype,
+            )
+        )
         off += 28
     if off < len(buf):
         out.append(Raw(buf[off:]))

@@ -39,18 +39,26 @@ class PcapRecord:
     data: bytes
 
 
-def encode_header(snaplen: int = DEFAULT_SNAPLEN, linktype: int = LINKTYPE_ETHERNET,
-                  nanosecond: bool = False) -> bytes:
+def encode_header(
+    snaplen: int = DEFAULT_SNAPLEN, linktype: int = LINKTYPE_ETHERNET, nanosecond: bool = False
+) -> bytes:
     """The 24-byte global header that starts a pcap file."""
     return _GLOBAL.pack(MAGIC_NSEC if nanosecond else MAGIC_USEC, 2, 4, 0, 0, snaplen, linktype)
 
 
-def encode_record(data: bytes, ts_sec: int, ts_frac: int, snaplen: int = DEFAULT_SNAPLEN,
-                  orig_len: int | None = None) -> bytes:
+def encode_record(
+    data: bytes,
+    ts_sec: int,
+    ts_frac: int,
+    snaplen: int = DEFAULT_SNAPLEN,
+    orig_len: int | None = None,
+) -> bytes:
     """One record: a 16-byte header and the frame cut to ``snaplen`` bytes."""
     kept = data[:snaplen]
-    return _RECORD.pack(ts_sec, ts_frac, len(kept),
-                        len(data) if orig_len is None else orig_len) + kept
+    return (
+        _RECORD.pack(ts_sec, ts_frac, len(kept), len(data) if orig_len is None else orig_len)
+        + kept
+    )
 
 
 def _decode_header(head: bytes) -> tuple[str, bool, int, int]:
@@ -91,8 +99,13 @@ class PcapReader:
 class PcapWriter:
     """Write frames to a binary stream opened by the caller; the header is written at once."""
 
-    def __init__(self, stream: IO[bytes], snaplen: int = DEFAULT_SNAPLEN,
-                 linktype: int = LINKTYPE_ETHERNET, nanosecond: bool = False) -> None:
+    def __init__(
+        self,
+        stream: IO[bytes],
+        snaplen: int = DEFAULT_SNAPLEN,
+        linktype: int = LINKTYPE_ETHERNET,
+        nanosecond: bool = False,
+    ) -> None:
         self._stream = stream
         self.snaplen = snaplen
         self.nanosecond = nanosecond
@@ -105,6 +118,17 @@ class PcapWriter:
 
 def read_all(data: bytes) -> list[PcapRecord]:
     """Decode a whole pcap file held in memory."""
-    import io  # noqa: PLC0415 - only this convenience needs an in-memory stream
-
-    return list(PcapReader(io.BytesIO(data)))
+    order, _, _, _ = _decode_header(data[:24])
+    record = struct.Struct(order + "IIII")
+    out = []
+    pos = 24
+    while pos < len(data):
+        if len(data) - pos < 16:
+            raise PcapError(f"pcap record header cut short: {len(data) - pos} of 16 bytes")
+        sec, frac, incl, orig = record.unpack_from(data, pos)
+        pos += 16
+        if len(data) - pos < incl:
+            raise PcapError(f"pcap record cut short: {len(data) - pos} of {incl} bytes")
+        out.append(PcapRecord(sec, frac, orig, data[pos : pos + incl]))
+        pos += incl
+    return out
