@@ -55,7 +55,8 @@ def _is_ip(m: Match) -> bool:
 
 
 def _is_l4(m: Match, *protos: int) -> bool:
-    return _is_ip(m) and _proto(m) in protos
+    # A later fragment carries no L4 header, so OVS refuses L4 fields there.
+    return _is_ip(m) and _proto(m) in protos and not m.get("nw_frag")[0] & FRAG_LATER
 
 
 def _icmp_type(m: Match) -> int | None:
@@ -64,11 +65,13 @@ def _icmp_type(m: Match) -> int | None:
 
 
 def _is_icmp(m: Match) -> bool:
+    if m.get("nw_frag")[0] & FRAG_LATER:
+        return False
     return (_dl(m) == ETH_IP and _proto(m) == 1) or (_dl(m) == ETH_IPV6 and _proto(m) == 58)
 
 
 def _is_nd(m: Match, *types: int) -> bool:
-    return _dl(m) == ETH_IPV6 and _proto(m) == 58 and _icmp_type(m) in types
+    return _dl(m) == ETH_IPV6 and _is_icmp(m) and _icmp_type(m) in types
 
 
 #: name -> (check, what to say when it fails)
@@ -77,9 +80,9 @@ PREREQS: dict[str, tuple[Callable[[Match], bool], str]] = {
     "ip6": (lambda m: _dl(m) == ETH_IPV6, "ipv6"),
     "ip": (_is_ip, "ip or ipv6"),
     "arp": (lambda m: _dl(m) in (ETH_ARP, ETH_RARP), "arp or rarp"),
-    "tp": (lambda m: _is_l4(m, 6, 17, 132), "tcp, udp or sctp (or their IPv6 forms)"),
-    "tcp": (lambda m: _is_l4(m, 6), "tcp or tcp6"),
-    "icmp": (_is_icmp, "icmp or icmp6"),
+    "tp": (lambda m: _is_l4(m, 6, 17, 132), "tcp, udp or sctp, not a later fragment"),
+    "tcp": (lambda m: _is_l4(m, 6), "tcp or tcp6, not a later fragment"),
+    "icmp": (_is_icmp, "icmp or icmp6, not a later fragment"),
     "nd": (lambda m: _is_nd(m, 135, 136), "icmp6 with icmp_type=135 or 136"),
     "nd_ns": (lambda m: _is_nd(m, 135), "icmp6 with icmp_type=135"),
     "nd_na": (lambda m: _is_nd(m, 136), "icmp6 with icmp_type=136"),

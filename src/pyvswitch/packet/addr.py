@@ -40,8 +40,36 @@ def ip4_to_bytes(text: str) -> bytes:
 
 
 def ip6_to_str(addr: bytes) -> str:
-    """Format 16 bytes in RFC 5952's canonical compressed form."""
-    return ipaddress.IPv6Address(addr).compressed
+    """Format 16 bytes as glibc's ``inet_ntop()`` does, which is what OVS prints.
+
+    That is RFC 5952's form (lower case, the first longest run of two or more
+    zero groups as ``::``), except that IPv4-compatible (``::a.b.c.d``) and
+    IPv4-mapped (``::ffff:a.b.c.d``) addresses end in dotted decimal, where
+    Python's ``ipaddress`` would print ``::a0b:c0d``.
+    """
+    words = [(addr[i] << 8) | addr[i + 1] for i in range(0, 16, 2)]
+    best_start, best_len = -1, 0
+    i = 0
+    while i < 8:
+        if words[i] == 0:
+            j = i
+            while j < 8 and words[j] == 0:
+                j += 1
+            if j - i > best_len:
+                best_start, best_len = i, j - i
+            i = j
+        else:
+            i += 1
+    if best_len < 2:
+        best_start, best_len = -1, 0
+    if best_start == 0 and (best_len == 6 or (best_len == 5 and words[5] == 0xFFFF)):
+        prefix = "::" if best_len == 6 else "::ffff:"
+        return prefix + ip4_to_str(addr[12:16])
+    if best_start < 0:
+        return ":".join(f"{w:x}" for w in words)
+    head = ":".join(f"{w:x}" for w in words[:best_start])
+    tail = ":".join(f"{w:x}" for w in words[best_start + best_len:])
+    return f"{head}::{tail}"
 
 
 def ip6_to_bytes(text: str) -> bytes:
