@@ -24,18 +24,49 @@ from scapy.packet import Raw
 from pyvswitch.flow import extract_keys
 
 MIX = (
-    (0.55, lambda r: IP(src=_ip4(r), dst=_ip4(r)) / TCP(sport=r.randrange(1024, 65535),
-                                                        dport=443, flags="A") / Raw(b"x" * 100)),
-    (0.15, lambda r: IP(src=_ip4(r), dst=_ip4(r)) / UDP(sport=r.randrange(1024, 65535),
-                                                        dport=53) / Raw(b"q" * 40)),
+    (
+        0.55,
+        lambda r: (
+            IP(src=_ip4(r), dst=_ip4(r))
+            / TCP(sport=r.randrange(1024, 65535), dport=443, flags="A")
+            / Raw(b"x" * 100)
+        ),
+    ),
+    (
+        0.15,
+        lambda r: (
+            IP(src=_ip4(r), dst=_ip4(r))
+            / UDP(sport=r.randrange(1024, 65535), dport=53)
+            / Raw(b"q" * 40)
+        ),
+    ),
     (0.05, lambda r: IP(src=_ip4(r), dst=_ip4(r)) / ICMP() / Raw(b"p" * 56)),
     (0.05, lambda r: ARP(psrc=_ip4(r), pdst=_ip4(r))),
-    (0.10, lambda r: IPv6(src="2001:db8::1", dst="2001:db8::2") / TCP(sport=r.randrange(1024, 65535),
-                                                                      dport=80) / Raw(b"y" * 80)),
-    (0.02, lambda r: IPv6(src="2001:db8::1", dst="ff02::1:ff00:2") / ICMPv6ND_NS(tgt="2001:db8::2")
-     / ICMPv6NDOptSrcLLAddr(lladdr="02:00:00:00:00:01")),
-    (0.08, lambda r: Dot1Q(vlan=r.randrange(1, 4095)) / IP(src=_ip4(r), dst=_ip4(r))
-     / TCP(dport=22) / Raw(b"z" * 60)),
+    (
+        0.10,
+        lambda r: (
+            IPv6(src="2001:db8::1", dst="2001:db8::2")
+            / TCP(sport=r.randrange(1024, 65535), dport=80)
+            / Raw(b"y" * 80)
+        ),
+    ),
+    (
+        0.02,
+        lambda _r: (
+            IPv6(src="2001:db8::1", dst="ff02::1:ff00:2")
+            / ICMPv6ND_NS(tgt="2001:db8::2")
+            / ICMPv6NDOptSrcLLAddr(lladdr="02:00:00:00:00:01")
+        ),
+    ),
+    (
+        0.08,
+        lambda r: (
+            Dot1Q(vlan=r.randrange(1, 4095))
+            / IP(src=_ip4(r), dst=_ip4(r))
+            / TCP(dport=22)
+            / Raw(b"z" * 60)
+        ),
+    ),
 )
 
 
@@ -76,9 +107,12 @@ def main() -> None:
 
     frames = make_frames(args.frames)
     ours = rate(lambda fs: extract_keys(fs, 1), frames, args.rounds, 30.0)
-    theirs = rate(lambda fs: [Ether(f) for f in fs], frames[: args.scapy_frames],
-                  args.rounds, 30.0)
-    print(f"frames in the mix:        {len(frames)} (scapy timed on the first {args.scapy_frames})")
+    theirs = rate(
+        lambda fs: [Ether(f) for f in fs], frames[: args.scapy_frames], args.rounds, 30.0
+    )
+    print(
+        f"frames in the mix:        {len(frames)} (scapy timed on the first {args.scapy_frames})"
+    )
     print(f"pyvswitch extract_keys:   {ours:12,.0f} keys/s")
     print(f"scapy Ether(frame):       {theirs:12,.0f} parses/s")
     print(f"ratio pyvswitch / scapy:  {ours / theirs:12.1f}x")

@@ -17,8 +17,10 @@ def ovs() -> Iterator[OvsSandbox]:
     """A running private Open vSwitch with bridge br0 (dummy datapath, ports p1..p3)."""
     missing = missing_programs()
     if missing:
-        pytest.skip(f"Open vSwitch is not installed (missing {', '.join(missing)}); "
-                    "'./run test' installs it")
+        pytest.skip(
+            f"Open vSwitch is not installed (missing {', '.join(missing)}); "
+            "'./run test' installs it"
+        )
     sandbox = OvsSandbox()
     try:
         sandbox.start()

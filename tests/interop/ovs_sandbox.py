@@ -50,7 +50,12 @@ class OvsSandbox:
     def run(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run one Open vSwitch program against this sandbox (bounded to 30 s)."""
         return subprocess.run(
-            argv, env=self.env, cwd=self.dir, capture_output=True, text=True, check=check,
+            argv,
+            env=self.env,
+            cwd=self.dir,
+            capture_output=True,
+            text=True,
+            check=check,
             timeout=30,
         )
 
@@ -58,13 +63,25 @@ class OvsSandbox:
         """Start both daemons and wait until they answer."""
         self.run("ovsdb-tool", "create", str(self.dir / "conf.db"), str(SCHEMA))
         self.run(
-            "ovsdb-server", "--detach", "--no-chdir", "--pidfile", "--log-file",
-            f"--remote=punix:{self.db_sock}", str(self.dir / "conf.db"),
+            "ovsdb-server",
+            "--detach",
+            "--no-chdir",
+            "--pidfile",
+            "--log-file",
+            f"--remote=punix:{self.db_sock}",
+            str(self.dir / "conf.db"),
         )
         self.vsctl("--no-wait", "init")
         self.run(
-            "ovs-vswitchd", "--enable-dummy", "--disable-system", "--disable-system-route",
-            "--detach", "--no-chdir", "--pidfile", "--log-file", f"unix:{self.db_sock}",
+            "ovs-vswitchd",
+            "--enable-dummy",
+            "--disable-system",
+            "--disable-system-route",
+            "--detach",
+            "--no-chdir",
+            "--pidfile",
+            "--log-file",
+            f"unix:{self.db_sock}",
         )
 
     def vsctl(self, *args: str) -> str:
@@ -81,11 +98,29 @@ class OvsSandbox:
 
     def add_dummy_bridge(self, bridge: str, ports: int) -> None:
         """A ``datapath_type=dummy`` bridge with ports p1..pN as ofports 1..N."""
-        args = ["add-br", bridge, "--", "set", "bridge", bridge, "datapath-type=dummy",
-                "fail-mode=secure"]
+        args = [
+            "add-br",
+            bridge,
+            "--",
+            "set",
+            "bridge",
+            bridge,
+            "datapath-type=dummy",
+            "fail-mode=secure",
+        ]
         for i in range(1, ports + 1):
-            args += ["--", "add-port", bridge, f"p{i}", "--", "set", "Interface", f"p{i}",
-                     "type=dummy", f"ofport_request={i}"]
+            args += [
+                "--",
+                "add-port",
+                bridge,
+                f"p{i}",
+                "--",
+                "set",
+                "Interface",
+                f"p{i}",
+                "type=dummy",
+                f"ofport_request={i}",
+            ]
         self.vsctl(*args)
 
     def stop(self) -> None:

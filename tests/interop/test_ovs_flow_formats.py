@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.inet6 import ICMPv6EchoRequest, ICMPv6ND_NA, ICMPv6ND_NS, IPv6
-from scapy.layers.l2 import ARP, Dot1AD, Dot1Q, Ether
+from scapy.layers.l2 import ARP, Dot1Q, Ether
 
 from pyvswitch.flow import extract_key, flow_extract
 from pyvswitch.flow.odp_text import compose_packet, format_odp_flow, parse_odp_flow
@@ -32,8 +32,9 @@ pytestmark = pytest.mark.ovs
 
 SRC = "50:54:00:00:00:05"
 DST = "50:54:00:00:00:07"
-OVS_SETTINGS = settings(max_examples=120, deadline=None,
-                        suppress_health_check=[HealthCheck.function_scoped_fixture])
+OVS_SETTINGS = settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 
 def ovs_normalised(ovs: OvsSandbox, text: str) -> str:
@@ -68,7 +69,7 @@ def test_random_matches_normalise_as_in_ovs_ofctl(ovs: OvsSandbox, text: str) ->
 
 def ovs_flow_line(ovs: OvsSandbox, odp: str) -> str:
     out = ovs.appctl("ofproto/trace", "ovs-dummy", odp).stdout
-    return next(x for x in out.splitlines() if x.startswith("Flow: "))[len("Flow: "):]
+    return next(x for x in out.splitlines() if x.startswith("Flow: "))[len("Flow: ") :]
 
 
 PACKETS = [
@@ -91,11 +92,6 @@ def test_trace_flow_line_equals_ours(ovs: OvsSandbox, packet: Ether) -> None:
     assert format_flow(flow_extract(bytes(packet), 1)) == ovs_flow_line(ovs, format_odp_flow(key))
 
 
-_headers = st.sampled_from([
-    lambda: IP(), lambda: IPv6(), lambda: IP(flags="MF"), lambda: ARP(),
-])
-
-
 @st.composite
 def random_packets(draw: st.DrawFn) -> bytes:
     """Frames with random field values in every header OVS and we both extract."""
@@ -105,18 +101,35 @@ def random_packets(draw: st.DrawFn) -> bytes:
     kind = draw(st.sampled_from(["ip", "ip6", "arp"]))
     if kind == "arp":
         return bytes(eth / ARP(op=draw(st.integers(1, 2)), psrc="192.0.2.7", pdst="192.0.2.9"))
-    l4 = draw(st.sampled_from([
-        TCP(sport=draw(st.integers(0, 65535)), dport=draw(st.integers(0, 65535)),
-            flags=draw(st.integers(0, 0x1FF))),
-        UDP(sport=draw(st.integers(0, 65535)), dport=draw(st.integers(0, 65535))),
-    ]))
+    l4 = draw(
+        st.sampled_from(
+            [
+                TCP(
+                    sport=draw(st.integers(0, 65535)),
+                    dport=draw(st.integers(0, 65535)),
+                    flags=draw(st.integers(0, 0x1FF)),
+                ),
+                UDP(sport=draw(st.integers(0, 65535)), dport=draw(st.integers(0, 65535))),
+            ]
+        )
+    )
     if kind == "ip":
-        l3 = IP(src="198.51.100.1", dst="203.0.113.9", tos=draw(st.integers(0, 255)),
-                ttl=draw(st.integers(0, 255)), flags=draw(st.sampled_from([0, 1, 2])),
-                frag=draw(st.sampled_from([0, 0, 7])))
+        l3 = IP(
+            src="198.51.100.1",
+            dst="203.0.113.9",
+            tos=draw(st.integers(0, 255)),
+            ttl=draw(st.integers(0, 255)),
+            flags=draw(st.sampled_from([0, 1, 2])),
+            frag=draw(st.sampled_from([0, 0, 7])),
+        )
     else:
-        l3 = IPv6(src="2001:db8::1", dst="2001:db8::2", tc=draw(st.integers(0, 255)),
-                  fl=draw(st.integers(0, 0xFFFFF)), hlim=draw(st.integers(0, 255)))
+        l3 = IPv6(
+            src="2001:db8::1",
+            dst="2001:db8::2",
+            tc=draw(st.integers(0, 255)),
+            fl=draw(st.integers(0, 0xFFFFF)),
+            hlim=draw(st.integers(0, 255)),
+        )
     return bytes(eth / l3 / l4)
 
 

@@ -16,8 +16,9 @@ if TYPE_CHECKING:
     import pytest
 
 
-def test_demo_walks_the_ping_through_every_hop(tmp_path: Path,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_walks_the_ping_through_every_hop(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     pcap = tmp_path / "hops.pcap"
     assert main(["--pcap", str(pcap)]) == 0
     out = capsys.readouterr().out

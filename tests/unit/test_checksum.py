@@ -11,7 +11,7 @@ import ipaddress
 import struct
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from scapy.config import conf
 from scapy.layers.inet import IP, TCP, UDP
@@ -287,6 +287,25 @@ def test_rfc1624_example_gives_0000_not_ffff() -> None:
     assert checksum(before) == 0xDD2F
     assert checksum(after) == 0x0000
     assert checksum_update16(0xDD2F, 0x5555, 0x3285) == 0x0000
+
+
+@given(word, word, word)
+@example(0x0000, 0x0000, 0x0001)  # ~csum + ~old + new = 0x1ffff: folding once is not enough
+@example(0x0000, 0x0000, 0xFFFF)
+@example(0xFFFF, 0xFFFF, 0x0000)
+@example(0x1234, 0x5678, 0x5678)
+def test_update16_is_rfc1624_equation_3(csum: int, old: int, new: int) -> None:
+    # HC' = ~(~HC + ~m + m'), summed with the reference ones'-complement loop.
+    words = struct.pack("!HHH", ~csum & 0xFFFF, ~old & 0xFFFF, new)
+    assert checksum_update16(csum, old, new) == reference_checksum(words)
+
+
+@given(word, st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1))
+def test_update32_is_two_update16(csum: int, old: int, new: int) -> None:
+    words = struct.pack(
+        "!HHHHH", ~csum & 0xFFFF, ~old >> 16 & 0xFFFF, ~old & 0xFFFF, new >> 16, new & 0xFFFF
+    )
+    assert checksum_update32(csum, old, new) == reference_checksum(words)
 
 
 def _ident_for_zero_checksum() -> int:

@@ -44,8 +44,10 @@ def eth() -> Ether:
 
 
 def test_ipv4_tcp_fields_match_scapy() -> None:
-    pkt = eth() / IP(src="192.0.2.1", dst="198.51.100.2", tos=0xB9, ttl=17) / TCP(
-        sport=40000, dport=443, flags="SA"
+    pkt = (
+        eth()
+        / IP(src="192.0.2.1", dst="198.51.100.2", tos=0xB9, ttl=17)
+        / TCP(sport=40000, dport=443, flags="SA")
     )
     flow = flow_extract(bytes(pkt), in_port=7)
     assert flow.in_port == 7
@@ -83,8 +85,9 @@ def test_ipv4_options_are_skipped_to_find_l4() -> None:
         ("DF", 0, 0, (1000, 2000)),
     ],
 )
-def test_ipv4_fragments(flags: str | int, frag: int, expected_frag: int,
-                        ports: tuple[int, int]) -> None:
+def test_ipv4_fragments(
+    flags: str | int, frag: int, expected_frag: int, ports: tuple[int, int]
+) -> None:
     pkt = eth() / IP(flags=flags, frag=frag) / UDP(sport=1000, dport=2000)
     flow = flow_extract(bytes(pkt))
     assert flow.nw_frag == expected_frag
@@ -132,8 +135,13 @@ def test_8023_frames() -> None:
 
 
 def test_arp_fields() -> None:
-    pkt = eth() / ARP(op=2, hwsrc="00:00:00:00:00:01", psrc="192.0.2.1",
-                      hwdst="00:00:00:00:00:02", pdst="192.0.2.2")
+    pkt = eth() / ARP(
+        op=2,
+        hwsrc="00:00:00:00:00:01",
+        psrc="192.0.2.1",
+        hwdst="00:00:00:00:00:02",
+        pdst="192.0.2.2",
+    )
     flow = flow_extract(bytes(pkt))
     assert flow.dl_type == 0x0806
     # OVS keeps the ARP opcode in nw_proto and the addresses in nw_src/nw_dst.
@@ -148,8 +156,10 @@ def test_arp_opcode_above_255_is_not_kept() -> None:
 
 
 def test_ipv6_fields_match_scapy() -> None:
-    pkt = eth() / IPv6(src="2001:db8::1", dst="2001:db8::2", tc=0x2A, fl=0xABCDE, hlim=9) / TCP(
-        sport=1, dport=2, flags="F"
+    pkt = (
+        eth()
+        / IPv6(src="2001:db8::1", dst="2001:db8::2", tc=0x2A, fl=0xABCDE, hlim=9)
+        / TCP(sport=1, dport=2, flags="F")
     )
     flow = flow_extract(bytes(pkt))
     assert flow.dl_type == 0x86DD
@@ -160,8 +170,14 @@ def test_ipv6_fields_match_scapy() -> None:
 
 
 def test_ipv6_extension_headers_lead_to_the_upper_layer() -> None:
-    pkt = (eth() / IPv6() / IPv6ExtHdrHopByHop() / IPv6ExtHdrRouting(addresses=["2001:db8::5"])
-           / IPv6ExtHdrDestOpt() / UDP(sport=7, dport=8))
+    pkt = (
+        eth()
+        / IPv6()
+        / IPv6ExtHdrHopByHop()
+        / IPv6ExtHdrRouting(addresses=["2001:db8::5"])
+        / IPv6ExtHdrDestOpt()
+        / UDP(sport=7, dport=8)
+    )
     flow = flow_extract(bytes(pkt))
     assert (flow.nw_proto, flow.tp_src, flow.tp_dst, flow.nw_frag) == (17, 7, 8, 0)
 
@@ -170,8 +186,9 @@ def test_ipv6_extension_headers_lead_to_the_upper_layer() -> None:
     ("offset", "m", "expected_frag", "ports"),
     [(0, 1, FRAG_ANY, (7, 8)), (0, 0, FRAG_ANY, (7, 8)), (3, 0, FRAG_ANY | FRAG_LATER, (0, 0))],
 )
-def test_ipv6_fragment_header(offset: int, m: int, expected_frag: int,
-                              ports: tuple[int, int]) -> None:
+def test_ipv6_fragment_header(
+    offset: int, m: int, expected_frag: int, ports: tuple[int, int]
+) -> None:
     pkt = eth() / IPv6() / IPv6ExtHdrFragment(offset=offset, m=m, id=5) / UDP(sport=7, dport=8)
     flow = flow_extract(bytes(pkt))
     assert flow.nw_frag == expected_frag
@@ -180,8 +197,12 @@ def test_ipv6_fragment_header(offset: int, m: int, expected_frag: int,
 
 
 def test_neighbour_solicitation_with_source_link_layer_address() -> None:
-    pkt = (eth() / IPv6(src="2001:db8::1", dst="ff02::1:ff00:2", hlim=255)
-           / ICMPv6ND_NS(tgt="2001:db8::2") / ICMPv6NDOptSrcLLAddr(lladdr=SRC))
+    pkt = (
+        eth()
+        / IPv6(src="2001:db8::1", dst="ff02::1:ff00:2", hlim=255)
+        / ICMPv6ND_NS(tgt="2001:db8::2")
+        / ICMPv6NDOptSrcLLAddr(lladdr=SRC)
+    )
     flow = flow_extract(bytes(pkt))
     assert (flow.nw_proto, flow.tp_src, flow.tp_dst) == (58, 135, 0)
     assert flow.nd_target == ip("2001:db8::2")
@@ -189,8 +210,12 @@ def test_neighbour_solicitation_with_source_link_layer_address() -> None:
 
 
 def test_neighbour_advertisement_with_target_link_layer_address() -> None:
-    pkt = (eth() / IPv6(hlim=255) / ICMPv6ND_NA(tgt="2001:db8::2", R=0, S=1, O=1)
-           / ICMPv6NDOptDstLLAddr(lladdr=DST))
+    pkt = (
+        eth()
+        / IPv6(hlim=255)
+        / ICMPv6ND_NA(tgt="2001:db8::2", R=0, S=1, O=1)
+        / ICMPv6NDOptDstLLAddr(lladdr=DST)
+    )
     flow = flow_extract(bytes(pkt))
     assert flow.tp_src == 136
     assert flow.nd_target == ip("2001:db8::2")
@@ -198,8 +223,14 @@ def test_neighbour_advertisement_with_target_link_layer_address() -> None:
 
 
 def test_neighbour_discovery_with_zero_length_option_voids_nd_fields() -> None:
-    frame = bytearray(bytes(eth() / IPv6(hlim=255) / ICMPv6ND_NS(tgt="2001:db8::2")
-                            / ICMPv6NDOptSrcLLAddr(lladdr=SRC)))
+    frame = bytearray(
+        bytes(
+            eth()
+            / IPv6(hlim=255)
+            / ICMPv6ND_NS(tgt="2001:db8::2")
+            / ICMPv6NDOptSrcLLAddr(lladdr=SRC)
+        )
+    )
     frame[-7] = 0  # the option's length octet
     flow = flow_extract(bytes(frame))
     assert flow.tp_src == 135
@@ -222,13 +253,21 @@ def test_icmpv6_echo_is_not_neighbour_discovery() -> None:
         (bytes(eth() / IP(ihl=4, src="192.0.2.1")), {"dl_type": 0x0800}),
         (bytes(eth() / IPv6(plen=500, src="2001:db8::1")), {"dl_type": 0x86DD}),
         # A TCP header cut short keeps the L3 fields and drops the ports.
-        (bytes(eth() / IP(src="192.0.2.1", dst="192.0.2.2", proto=6) / Raw(b"\x00" * 10)),
-         {"dl_type": 0x0800, "nw_src": ip("192.0.2.1"), "nw_dst": ip("192.0.2.2"),
-          "nw_proto": 6, "nw_ttl": 64}),
+        (
+            bytes(eth() / IP(src="192.0.2.1", dst="192.0.2.2", proto=6) / Raw(b"\x00" * 10)),
+            {
+                "dl_type": 0x0800,
+                "nw_src": ip("192.0.2.1"),
+                "nw_dst": ip("192.0.2.2"),
+                "nw_proto": 6,
+                "nw_ttl": 64,
+            },
+        ),
     ],
 )
-def test_malformed_frames_keep_the_fields_before_the_fault(frame: bytes,
-                                                           fields: dict[str, int]) -> None:
+def test_malformed_frames_keep_the_fields_before_the_fault(
+    frame: bytes, fields: dict[str, int]
+) -> None:
     flow = flow_extract(frame, in_port=3)
     expected = Flow(in_port=3, **fields)
     if len(frame) >= 14:

@@ -94,7 +94,7 @@ def test_composed_packet_is_byte_for_byte_what_ovs_sends(text: str, wire: str) -
 
 
 @pytest.mark.parametrize(("text", "wire"), OVS_COMPOSED, ids=lambda x: x[:12])
-def test_full_key_prints_back_as_written(text: str, wire: str) -> None:  # noqa: ARG001
+def test_full_key_prints_back_as_written(text: str, wire: str) -> None:
     key, mask = parse_odp_flow(text)
     printed = format_odp_flow(key)
     assert printed == text
@@ -132,15 +132,22 @@ def test_megaflows_print_as_dpctl_dump_flows(text: str) -> None:
 
 
 def test_masked_value_prints_unmasked_key_as_ovs_does() -> None:
-    key, _ = parse_odp_flow(f"in_port(1),{ETH},eth_type(0x0800),ipv4(src=10.0.0.1,dst=11.0.0.2,"
-                            "proto=6,tos=0,ttl=64,frag=no)")
+    key, _ = parse_odp_flow(
+        f"in_port(1),{ETH},eth_type(0x0800),ipv4(src=10.0.0.1,dst=11.0.0.2,"
+        "proto=6,tos=0,ttl=64,frag=no)"
+    )
     mask = FIELDS["dl_type"].mask | FIELDS["in_port"].mask | FIELDS["nw_dst"].put(0xFF000000)
     assert format_odp_flow(key, mask) == "in_port(1),eth_type(0x0800),ipv4(dst=11.0.0.2/255.0.0.0)"
 
 
 def test_qinq_and_8023_keys() -> None:
-    frame = bytes(Ether(src="50:54:00:00:00:05", dst="50:54:00:00:00:07") / Dot1AD(vlan=100)
-                  / Dot1Q(vlan=10, prio=3) / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=1, dport=2))
+    frame = bytes(
+        Ether(src="50:54:00:00:00:05", dst="50:54:00:00:00:07")
+        / Dot1AD(vlan=100)
+        / Dot1Q(vlan=10, prio=3)
+        / IP(src="10.0.0.1", dst="10.0.0.2")
+        / UDP(sport=1, dport=2)
+    )
     text = format_odp_flow(extract_key(frame, 1))
     assert text == (
         f"in_port(1),{ETH},eth_type(0x88a8),vlan(vid=100,pcp=0),encap(eth_type(0x8100),"
@@ -154,8 +161,10 @@ def test_qinq_and_8023_keys() -> None:
 
 
 def test_zero_metadata_attributes_are_accepted_and_nonzero_refused() -> None:
-    key, _ = parse_odp_flow("skb_priority(0),skb_mark(0),ct_state(0),ct_zone(0),ct_mark(0),"
-                            f"ct_label(0),recirc_id(0),dp_hash(0),in_port(1),packet_type(ns=0,id=0),{ETH}")
+    key, _ = parse_odp_flow(
+        "skb_priority(0),skb_mark(0),ct_state(0),ct_zone(0),ct_mark(0),"
+        f"ct_label(0),recirc_id(0),dp_hash(0),in_port(1),packet_type(ns=0,id=0),{ETH}"
+    )
     assert Flow.from_key(key).in_port == 1
     with pytest.raises(FlowParseError, match=r"recirc_id\(3\)"):
         parse_odp_flow("recirc_id(3),in_port(1)")
@@ -181,9 +190,14 @@ def test_bad_keys_are_refused_naming_the_attribute(bad: str, message: str) -> No
 
 
 PACKETS = [
-    Ether() / IP(src="192.0.2.1", dst="192.0.2.2", tos=0x23, ttl=3) / TCP(sport=1, dport=2, flags="PA"),
+    Ether()
+    / IP(src="192.0.2.1", dst="192.0.2.2", tos=0x23, ttl=3)
+    / TCP(sport=1, dport=2, flags="PA"),
     Ether() / Dot1Q(vlan=4, prio=7) / IPv6(src="2001:db8::1", fl=77) / UDP(sport=3, dport=4),
-    Ether() / IPv6(hlim=255) / ICMPv6ND_NA(tgt="2001:db8::9") / ICMPv6NDOptDstLLAddr(lladdr="02:00:00:00:00:01"),
+    Ether()
+    / IPv6(hlim=255)
+    / ICMPv6ND_NA(tgt="2001:db8::9")
+    / ICMPv6NDOptDstLLAddr(lladdr="02:00:00:00:00:01"),
     Ether() / IPv6() / ICMPv6EchoReply(),
     Ether() / ARP(op=2, psrc="192.0.2.9", hwsrc="02:00:00:00:00:09"),
     Ether() / IP(flags="MF", frag=0) / ICMP(type=0),
@@ -199,9 +213,12 @@ def test_extract_format_parse_compose_extract_round_trip(packet: Ether) -> None:
 
 
 _FLOW_FIELDS = {
-    "dl_src": st.integers(0, 2**48 - 1), "dl_dst": st.integers(0, 2**48 - 1),
-    "nw_tos": st.integers(0, 255), "nw_ttl": st.integers(0, 255),
-    "tp_src": st.integers(0, 65535), "tp_dst": st.integers(0, 65535),
+    "dl_src": st.integers(0, 2**48 - 1),
+    "dl_dst": st.integers(0, 2**48 - 1),
+    "nw_tos": st.integers(0, 255),
+    "nw_ttl": st.integers(0, 255),
+    "tp_src": st.integers(0, 65535),
+    "tp_dst": st.integers(0, 65535),
 }
 
 

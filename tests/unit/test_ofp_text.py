@@ -27,7 +27,10 @@ def normalise(text: str) -> str:
 @pytest.mark.parametrize(
     ("given_text", "printed"),
     [
-        ("tcp,in_port=1,nw_src=192.0.2.0/24,tp_dst=80", "tcp,in_port=1,nw_src=192.0.2.0/24,tp_dst=80"),
+        (
+            "tcp,in_port=1,nw_src=192.0.2.0/24,tp_dst=80",
+            "tcp,in_port=1,nw_src=192.0.2.0/24,tp_dst=80",
+        ),
         (
             "tcp,tp_dst=80,tp_src=1,nw_dst=1.1.1.1,nw_src=2.2.2.2,dl_dst=00:00:00:00:00:02,"
             "dl_src=00:00:00:00:00:01,dl_vlan=5,in_port=3,reg3=1,reg0=2,metadata=3,"
@@ -48,7 +51,10 @@ def normalise(text: str) -> str:
             "icmp6,ipv6_src=::3,ipv6_dst=::2,ipv6_label=0x00001,icmp_type=136,icmp_code=0,"
             "nd_target=::1,nd_tll=00:00:00:00:00:01",
         ),
-        ("icmp,icmp_code=1,icmp_type=3,nw_src=1.1.1.1", "icmp,nw_src=1.1.1.1,icmp_type=3,icmp_code=1"),
+        (
+            "icmp,icmp_code=1,icmp_type=3,nw_src=1.1.1.1",
+            "icmp,nw_src=1.1.1.1,icmp_type=3,icmp_code=1",
+        ),
         ("icmp6,icmpv6_type=1,icmpv6_code=2", "icmp6,icmp_type=1,icmp_code=2"),
         ("ipv6,nw_proto=44", "ipv6,nw_proto=44"),
         ("dl_type=0x0800,nw_proto=6", "tcp"),
@@ -74,12 +80,20 @@ def normalise(text: str) -> str:
         ("reg0=0/0", ""),
         ("metadata=0xffffffffffffffff", "metadata=0xffffffffffffffff"),
         ("tun_id=0x1/0x1,tun_src=1.2.3.0/24", "tun_id=0x1/0x1,tun_src=1.2.3.0/24"),
-        ("dl_src=00:00:00:00:00:00/ff:ff:ff:00:00:00", "dl_src=00:00:00:00:00:00/ff:ff:ff:00:00:00"),
+        (
+            "dl_src=00:00:00:00:00:00/ff:ff:ff:00:00:00",
+            "dl_src=00:00:00:00:00:00/ff:ff:ff:00:00:00",
+        ),
         ("dl_src=00:00:00:00:00:01/ff:ff:ff:ff:ff:ff", "dl_src=00:00:00:00:00:01"),
-        ("dl_vlan=10,dl_src=01:00:00:00:00:00/01:00:00:00:00:00",
-         "dl_vlan=10,dl_src=01:00:00:00:00:00/01:00:00:00:00:00"),
+        (
+            "dl_vlan=10,dl_src=01:00:00:00:00:00/01:00:00:00:00:00",
+            "dl_vlan=10,dl_src=01:00:00:00:00:00/01:00:00:00:00:00",
+        ),
         ("ipv6,ipv6_src=2001:db8::1/ffff::ff", "ipv6,ipv6_src=2001::1/ffff::ff"),
-        ("ipv6,ipv6_src=2001:db8::/32,ipv6_label=5", "ipv6,ipv6_src=2001:db8::/32,ipv6_label=0x00005"),
+        (
+            "ipv6,ipv6_src=2001:db8::/32,ipv6_label=5",
+            "ipv6,ipv6_src=2001:db8::/32,ipv6_label=0x00005",
+        ),
         ("ip,nw_src=0.0.0.0/0", "ip"),
         ("ip,nw_src=1.2.3.4/32", "ip,nw_src=1.2.3.4"),
         ("ip,nw_src=1.2.3.4/255.255.255.0", "ip,nw_src=1.2.3.0/24"),
@@ -99,8 +113,10 @@ def normalise(text: str) -> str:
         ("tcp6,tcp_flags=+syn-ack", "tcp6,tcp_flags=+syn-ack"),
         ("tcp,tcp_flags=+ack+syn", "tcp,tcp_flags=+syn+ack"),
         ("tcp,tcp_flags=+ns", "tcp,tcp_flags=+ns"),
-        ("icmp6,icmp_type=135,nd_target=2001:db8::1,nd_sll=00:00:00:00:00:01",
-         "icmp6,icmp_type=135,nd_target=2001:db8::1,nd_sll=00:00:00:00:00:01"),
+        (
+            "icmp6,icmp_type=135,nd_target=2001:db8::1,nd_sll=00:00:00:00:00:01",
+            "icmp6,icmp_type=135,nd_target=2001:db8::1,nd_sll=00:00:00:00:00:01",
+        ),
         ("icmp6,icmp_type=135,nd_target=::1/64", "icmp6,icmp_type=135,nd_target=::/64"),
         ("tcp tp_dst=80", "tcp,tp_dst=80"),
         ("tcp,udp", "udp"),
@@ -140,8 +156,14 @@ def test_port_names_are_read_and_printed_when_given() -> None:
         ("ip,nw_src=1.2.3", "1.2.3: invalid IP address"),
         ("ip,nw_src=300.1.1.1", "300.1.1.1: invalid IP address"),
         ("ip,nw_src=1.2.3.4/foo", "1.2.3.4/foo: invalid IP address"),
-        ("ip,nw_dst=1.2.3.4/33", "1.2.3.4/33: IPv4 network prefix bits not between 0 and 32, inclusive"),
-        ("ipv6,ipv6_src=1::/129", "1::/129: IPv6 network prefix bits not between 0 and 128, inclusive"),
+        (
+            "ip,nw_dst=1.2.3.4/33",
+            "1.2.3.4/33: IPv4 network prefix bits not between 0 and 32, inclusive",
+        ),
+        (
+            "ipv6,ipv6_src=1::/129",
+            "1::/129: IPv6 network prefix bits not between 0 and 128, inclusive",
+        ),
         ("ipv6,ipv6_src=2001:db8:::1", "2001:db8:::1: invalid IPv6 address"),
         ("udp,tp_src=70000", "70000: value too large for 2-byte field tp_src"),
         ("tcp,tcp_dst=80/0xffff0", "80/0xffff0: mask too large for 2-byte field tcp_dst"),
@@ -149,7 +171,11 @@ def test_port_names_are_read_and_printed_when_given() -> None:
         ("reg0=5/abc", "5/abc: bad syntax for reg0 mask"),
         ("dl_type=0x10000", "0x10000: value too large for 2-byte field dl_type"),
         ("icmp,icmp_type=300", "300: value too large for 1-byte field icmp_type"),
-        ("ip,nw_frag=later/0x2", 'later/0x2: unknown fragment type (valid types are "no", "yes", "first", "later", "not_later")'),
+        (
+            "ip,nw_frag=later/0x2",
+            'later/0x2: unknown fragment type (valid types are "no", "yes", "first", '
+            '"later", "not_later")',
+        ),
         ("tcp,tcp_flags=+syn+syn", "syn: Each TCP flag can be specified only once"),
         ("tcp,tcp_flags=+bogus", "+bogus: unknown TCP flag(s)"),
         ("tcp,tcp_flags=0x1000", "0x1000: unknown TCP flag(s)"),
@@ -165,7 +191,10 @@ def test_port_names_are_read_and_printed_when_given() -> None:
         ("udp,tcp_flags=+syn", "prerequisites not met for setting tcp_flags"),
         ("udp,tcp_dst=5", "prerequisites not met for setting tcp_dst"),
         ("icmp6,nd_target=::1", "prerequisites not met for setting nd_target"),
-        ("icmp6,icmp_type=136,nd_sll=00:11:22:33:44:55", "prerequisites not met for setting nd_sll"),
+        (
+            "icmp6,icmp_type=136,nd_sll=00:11:22:33:44:55",
+            "prerequisites not met for setting nd_sll",
+        ),
         ("icmp,nd_target=::1", "prerequisites not met for setting nd_target"),
         ("tcp,nw_frag=later,tp_src=0", "prerequisites not met for setting tp_src"),
         ("icmp,icmp_type=8,nw_frag=later", "prerequisites not met for setting icmp_type"),
@@ -209,35 +238,47 @@ def eth(dst: str = DST) -> Ether:
             "tp_dst=53",
         ),
         (
-            eth("ff:ff:ff:ff:ff:ff") / ARP(op=1, hwsrc=SRC, psrc="192.168.0.1", pdst="192.168.0.2",
-                                          hwdst="00:00:00:00:00:00"),
+            eth("ff:ff:ff:ff:ff:ff")
+            / ARP(
+                op=1, hwsrc=SRC, psrc="192.168.0.1", pdst="192.168.0.2", hwdst="00:00:00:00:00:00"
+            ),
             "arp,in_port=1,vlan_tci=0x0000,dl_src=50:54:00:00:00:05,dl_dst=ff:ff:ff:ff:ff:ff,"
             "arp_spa=192.168.0.1,arp_tpa=192.168.0.2,arp_op=1,arp_sha=50:54:00:00:00:05,"
             "arp_tha=00:00:00:00:00:00",
         ),
         (
-            eth("33:33:ff:00:00:02") / IPv6(src="fe80::1", dst="ff02::1:ff00:2", hlim=255)
-            / ICMPv6ND_NS(tgt="fe80::2") / ICMPv6NDOptSrcLLAddr(lladdr=SRC),
+            eth("33:33:ff:00:00:02")
+            / IPv6(src="fe80::1", dst="ff02::1:ff00:2", hlim=255)
+            / ICMPv6ND_NS(tgt="fe80::2")
+            / ICMPv6NDOptSrcLLAddr(lladdr=SRC),
             "icmp6,in_port=1,vlan_tci=0x0000,dl_src=50:54:00:00:00:05,dl_dst=33:33:ff:00:00:02,"
             "ipv6_src=fe80::1,ipv6_dst=ff02::1:ff00:2,ipv6_label=0x00000,nw_tos=0,nw_ecn=0,"
             "nw_ttl=255,nw_frag=no,icmp_type=135,icmp_code=0,nd_target=fe80::2,"
             "nd_sll=50:54:00:00:00:05,nd_tll=00:00:00:00:00:00",
         ),
         (
-            eth() / Dot1Q(vlan=10, prio=3) / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=1, dport=2),
+            eth()
+            / Dot1Q(vlan=10, prio=3)
+            / IP(src="10.0.0.1", dst="10.0.0.2")
+            / UDP(sport=1, dport=2),
             "udp,in_port=1,dl_vlan=10,dl_vlan_pcp=3,vlan_tci1=0x0000,dl_src=50:54:00:00:00:05,"
             "dl_dst=50:54:00:00:00:07,nw_src=10.0.0.1,nw_dst=10.0.0.2,nw_tos=0,nw_ecn=0,nw_ttl=64,"
             "nw_frag=no,tp_src=1,tp_dst=2",
         ),
         (
-            eth() / Dot1AD(vlan=100) / Dot1Q(vlan=10, prio=3) / IP(src="10.0.0.1", dst="10.0.0.2")
+            eth()
+            / Dot1AD(vlan=100)
+            / Dot1Q(vlan=10, prio=3)
+            / IP(src="10.0.0.1", dst="10.0.0.2")
             / UDP(sport=1, dport=2),
             "udp,in_port=1,dl_vlan=100,dl_vlan_pcp=0,dl_vlan1=10,dl_vlan_pcp1=3,"
             "dl_src=50:54:00:00:00:05,dl_dst=50:54:00:00:00:07,nw_src=10.0.0.1,nw_dst=10.0.0.2,"
             "nw_tos=0,nw_ecn=0,nw_ttl=64,nw_frag=no,tp_src=1,tp_dst=2",
         ),
         (
-            eth() / IP(src="10.0.0.1", dst="10.0.0.2", frag=100, flags="MF") / UDP(sport=1, dport=2),
+            eth()
+            / IP(src="10.0.0.1", dst="10.0.0.2", frag=100, flags="MF")
+            / UDP(sport=1, dport=2),
             "udp,in_port=1,vlan_tci=0x0000,dl_src=50:54:00:00:00:05,dl_dst=50:54:00:00:00:07,"
             "nw_src=10.0.0.1,nw_dst=10.0.0.2,nw_tos=0,nw_ecn=0,nw_ttl=64,nw_frag=later",
         ),
@@ -273,7 +314,9 @@ _mac = st.integers(0, 2**48 - 1).map(lambda v: ":".join(f"{b:02x}" for b in v.to
 _ip6 = st.integers(0, 2**128 - 1).map(lambda v: str(__import__("ipaddress").IPv6Address(v)))
 
 
-def _masked(values: st.SearchStrategy[str], masks: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+def _masked(
+    values: st.SearchStrategy[str], masks: st.SearchStrategy[str]
+) -> st.SearchStrategy[str]:
     return st.one_of(values, st.tuples(values, masks).map(lambda t: f"{t[0]}/{t[1]}"))
 
 
@@ -289,23 +332,29 @@ _COMMON = {
 }
 _BY_PROTO = {
     "tcp": {
-        "nw_src": _masked(_ip4, _ip4), "nw_dst": _masked(_ip4, st.integers(0, 32).map(str)),
+        "nw_src": _masked(_ip4, _ip4),
+        "nw_dst": _masked(_ip4, st.integers(0, 32).map(str)),
         "tp_src": st.integers(0, 65535).map(str),
         "tp_dst": _masked(st.integers(0, 65535).map(str), st.integers(0, 65535).map(hex)),
         "tcp_flags": _masked(st.integers(0, 0xFFF).map(hex), st.integers(0, 0xFFF).map(hex)),
-        "nw_ttl": st.integers(0, 255).map(str), "nw_ecn": st.integers(0, 3).map(str),
+        "nw_ttl": st.integers(0, 255).map(str),
+        "nw_ecn": st.integers(0, 3).map(str),
         "ip_dscp": st.integers(0, 63).map(str),
         # "later" is left out: it forbids the L4 fields drawn beside it.
         "nw_frag": st.sampled_from(["no", "yes", "first", "not_later"]),
     },
     "udp6": {
-        "ipv6_src": _masked(_ip6, st.integers(0, 128).map(str)), "ipv6_dst": _masked(_ip6, _ip6),
+        "ipv6_src": _masked(_ip6, st.integers(0, 128).map(str)),
+        "ipv6_dst": _masked(_ip6, _ip6),
         "ipv6_label": _masked(st.integers(0, 0xFFFFF).map(hex), st.integers(0, 0xFFFFF).map(hex)),
         "udp_dst": st.integers(0, 65535).map(str),
     },
     "arp": {
-        "arp_spa": _masked(_ip4, _ip4), "arp_tpa": _ip4, "arp_op": st.integers(0, 255).map(str),
-        "arp_sha": _masked(_mac, _mac), "arp_tha": _mac,
+        "arp_spa": _masked(_ip4, _ip4),
+        "arp_tpa": _ip4,
+        "arp_op": st.integers(0, 255).map(str),
+        "arp_sha": _masked(_mac, _mac),
+        "arp_tha": _mac,
     },
     "icmp6,icmp_type=135": {"nd_target": _masked(_ip6, _ip6), "nd_sll": _mac},
     "icmp": {"icmp_type": st.integers(0, 255).map(str), "icmp_code": st.integers(0, 255).map(str)},

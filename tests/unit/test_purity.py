@@ -18,9 +18,24 @@ import pyvswitch
 PACKAGE_DIR = Path(pyvswitch.__file__).parent
 PURE_LAYERS = ("packet", "flow", "ofproto", "dpif")
 FORBIDDEN_STDLIB = {
-    "socket", "os", "select", "selectors", "threading", "asyncio", "time", "subprocess",
-    "io", "pathlib", "shutil", "signal", "multiprocessing", "mmap", "fcntl", "ctypes",
-    "socketserver", "tempfile",
+    "socket",
+    "os",
+    "select",
+    "selectors",
+    "threading",
+    "asyncio",
+    "time",
+    "subprocess",
+    "io",
+    "pathlib",
+    "shutil",
+    "signal",
+    "multiprocessing",
+    "mmap",
+    "fcntl",
+    "ctypes",
+    "socketserver",
+    "tempfile",
 }
 # Packages of ours that do I/O; a pure layer must not reach them.
 IO_PACKAGES = {"netdev", "vswitchd", "ovsdb", "cli", "demo"}

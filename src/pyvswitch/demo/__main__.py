@@ -35,22 +35,38 @@ PROVIDER_VLAN = 101
 # (where the frame is, its OpenFlow port there, VLAN tag or None, a note)
 HOPS = (
     ("tap-vm1 -> br-int", 5, None, "the VM sends an untagged ICMP echo request"),
-    ("br-int -> int-br-eth1", 1, LOCAL_VLAN,
-     "br-int's access port (tag=1) added the local VLAN; NORMAL sends it to the patch port"),
-    ("phy-br-eth1 -> br-eth1", 2, LOCAL_VLAN,
-     "the patch pair hands the frame to br-eth1 unchanged (no device, no copy)"),
-    ("br-eth1 -> eth1", 1, PROVIDER_VLAN,
-     "the agent's flow rewrote local VLAN 1 to provider VLAN 101; it leaves by eth1"),
+    (
+        "br-int -> int-br-eth1",
+        1,
+        LOCAL_VLAN,
+        "br-int's access port (tag=1) added the local VLAN; NORMAL sends it to the patch port",
+    ),
+    (
+        "phy-br-eth1 -> br-eth1",
+        2,
+        LOCAL_VLAN,
+        "the patch pair hands the frame to br-eth1 unchanged (no device, no copy)",
+    ),
+    (
+        "br-eth1 -> eth1",
+        1,
+        PROVIDER_VLAN,
+        "the agent's flow rewrote local VLAN 1 to provider VLAN 101; it leaves by eth1",
+    ),
 )
 AGENT_FLOW = f"priority=4,in_port=2,dl_vlan={LOCAL_VLAN}"
 
 
 def frame_at(vlan: int | None) -> bytes:
-    layers = [Ethernet(dst=GW_MAC, src=VM_MAC)]
+    layers: list[Ethernet | VLAN] = [Ethernet(dst=GW_MAC, src=VM_MAC)]
     if vlan is not None:
         layers.append(VLAN(vid=vlan))
-    return build(*layers, IPv4(src="192.0.2.10", dst="203.0.113.1"), ICMP.echo(0x1234, 1),
-                 b"pyvswitch demo..")
+    return build(
+        *layers,
+        IPv4(src="192.0.2.10", dst="203.0.113.1"),
+        ICMP.echo(0x1234, 1),
+        b"pyvswitch demo..",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,15 +97,22 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  datapath key: {format_odp_flow(extract_key(frame, ofport))}")
             if where.startswith("phy-br-eth1"):
                 hit = agent_match.matches(flow.to_key())
-                print(f"  agent flow '{format_match(agent_match, priority=4)},"
-                      f"actions=mod_vlan_vid:{PROVIDER_VLAN},NORMAL' matches: {hit}")
+                print(
+                    f"  agent flow '{format_match(agent_match, priority=4)},"
+                    f"actions=mod_vlan_vid:{PROVIDER_VLAN},NORMAL' matches: {hit}"
+                )
             print()
     print(f"wrote {len(HOPS)} frames, one per hop, to {pcap_path}")
     tcpdump = shutil.which("tcpdump")
     if tcpdump:
         print("tcpdump -nn -e -r reads them back:")
-        result = subprocess.run([tcpdump, "-nn", "-e", "-r", str(pcap_path)],  # noqa: S603
-                                capture_output=True, text=True, check=False, timeout=30)
+        result = subprocess.run(  # noqa: S603 - tcpdump found on PATH, fixed arguments
+            [tcpdump, "-nn", "-e", "-r", str(pcap_path)],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=30,
+        )
         print("  " + result.stdout.strip().replace("\n", "\n  "))
     else:
         print("(install tcpdump to read them back: ./run setup does it as root)")

@@ -542,12 +542,28 @@ def compose_packet(key: int, payload: bytes | None = None, l7_len: int = 64) -> 
     later = bool(flow.nw_frag & FRAG_LATER)
     upper: list[h.Header] = []
     if flow.dl_type == 0x0800:
-        upper.append(h.IPv4(_ip4(flow.nw_src), _ip4(flow.nw_dst), flow.nw_proto, flow.nw_tos,
-                            flow.nw_ttl, mf=bool(flow.nw_frag & FRAG_ANY),
-                            frag=100 if later else 0))
+        upper.append(
+            h.IPv4(
+                _ip4(flow.nw_src),
+                _ip4(flow.nw_dst),
+                flow.nw_proto,
+                flow.nw_tos,
+                flow.nw_ttl,
+                mf=bool(flow.nw_frag & FRAG_ANY),
+                frag=100 if later else 0,
+            )
+        )
     elif flow.dl_type == 0x86DD:
-        upper.append(h.IPv6(_ip6(flow.ipv6_src), _ip6(flow.ipv6_dst), None, flow.nw_tos,
-                            flow.ipv6_label, flow.nw_ttl))
+        upper.append(
+            h.IPv6(
+                _ip6(flow.ipv6_src),
+                _ip6(flow.ipv6_dst),
+                None,
+                flow.nw_tos,
+                flow.ipv6_label,
+                flow.nw_ttl,
+            )
+        )
         if flow.nw_frag & FRAG_ANY:
             upper.append(h.IPv6Fragment(flow.nw_proto, 100 if later else 0, not later))
         else:
@@ -555,8 +571,13 @@ def compose_packet(key: int, payload: bytes | None = None, l7_len: int = 64) -> 
     elif flow.dl_type in (0x0806, 0x8035):
         l2[-1].type = flow.dl_type
         if flow.nw_proto in (1, 2):
-            arp = h.ARP(flow.nw_proto, _mac(flow.arp_sha), _ip4(flow.nw_src),
-                        _mac(flow.arp_tha), _ip4(flow.nw_dst))
+            arp = h.ARP(
+                flow.nw_proto,
+                _mac(flow.arp_sha),
+                _ip4(flow.nw_src),
+                _mac(flow.arp_tha),
+                _ip4(flow.nw_dst),
+            )
         else:
             arp = h.ARP(flow.nw_proto)
         return h.build(*l2, arp)
@@ -578,9 +599,13 @@ def compose_packet(key: int, payload: bytes | None = None, l7_len: int = 64) -> 
             upper.append(h.ICMP(flow.tp_src, flow.tp_dst))
         elif proto == 58 and not is_ip4:
             if flow.tp_src in (135, 136) and flow.tp_dst == 0:
-                nd = h.NeighborDiscovery(flow.tp_src, 0, _ip6(flow.nd_target),
-                                         sll=_mac(flow.arp_sha) if flow.arp_sha else None,
-                                         tll=_mac(flow.arp_tha) if flow.arp_tha else None)
+                nd = h.NeighborDiscovery(
+                    flow.tp_src,
+                    0,
+                    _ip6(flow.nd_target),
+                    sll=_mac(flow.arp_sha) if flow.arp_sha else None,
+                    tll=_mac(flow.arp_tha) if flow.arp_tha else None,
+                )
                 return h.build(*l2, *upper, nd)
             upper.append(h.ICMPV6(flow.tp_src, flow.tp_dst))
     return h.build(*l2, *upper, payload)

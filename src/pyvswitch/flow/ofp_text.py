@@ -320,8 +320,9 @@ def _parse_value(
             try:
                 mask = int.from_bytes(conv(mask_text), "big")
             except ValueError:
-                raise FlowParseError(f"{text}: invalid {family.replace('v4', '')} address"
-                                     ) from None
+                raise FlowParseError(
+                    f"{text}: invalid {family.replace('v4', '')} address"
+                ) from None
     elif kind == "port":
         value = _parse_port(value_text, port_names)
         mask = full
@@ -424,8 +425,7 @@ def _apply(match: Match, field: MetaField, value: int, mask: int) -> Match:
             raise FlowParseError(f"{value}: VLAN ID out of range 0..4095 in {field.name}")
         return match.with_field(field.storage, value | VLAN_CFI, VLAN_VID_MASK | VLAN_CFI)
     if field.kind == "pcp":
-        return match.with_field(
-            field.storage, (value << 13) | VLAN_CFI, VLAN_PCP_MASK | VLAN_CFI)
+        return match.with_field(field.storage, (value << 13) | VLAN_CFI, VLAN_PCP_MASK | VLAN_CFI)
     if field.name == "nw_tos":
         # nw_tos is the DSCP part of the ToS byte, written unshifted. ovs-ofctl
         # drops low bits silently; we refuse them, so nothing is lost unseen.
@@ -486,7 +486,8 @@ def parse_match(
             check, needs = PREREQS[prereq]
             if not check(match):
                 raise FlowParseError(
-                    f"prerequisites not met for setting {name} (it needs {needs})")
+                    f"prerequisites not met for setting {name} (it needs {needs})"
+                )
     return match, others
 
 

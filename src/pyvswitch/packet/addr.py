@@ -68,7 +68,7 @@ def ip6_to_str(addr: bytes) -> str:
     if best_start < 0:
         return ":".join(f"{w:x}" for w in words)
     head = ":".join(f"{w:x}" for w in words[:best_start])
-    tail = ":".join(f"{w:x}" for w in words[best_start + best_len:])
+    tail = ":".join(f"{w:x}" for w in words[best_start + best_len :])
     return f"{head}::{tail}"
 
 
