@@ -15,6 +15,7 @@ display; the datapath reads header bytes directly (:mod:`pyvswitch.flow.extract`
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import struct
 from dataclasses import dataclass, field
@@ -300,17 +301,24 @@ class IPv6ExtHeader(Header):
 
 @dataclass
 class IPv6Fragment(Header):
-    """The IPv6 fragment header. ``offset`` is in 8-octet units."""
+    """The IPv6 fragment header.
+
+    ``offset`` is in 8-octet units; ``res1`` (8 bits) and ``res2`` (2 bits)
+    are the reserved fields, kept so that a parsed header rebuilds exactly.
+    """
 
     wire_id: ClassVar[int | None] = IPPROTO_FRAGMENT
     nh: int | None = None
     offset: int = 0
     m: bool = False
     id: int = 0
+    res1: int = 0
+    res2: int = 0
 
     def encode(self, payload: bytes, ip: IPv4 | IPv6 | None) -> bytes:  # noqa: ARG002
         nh = self.nh if self.nh is not None else IPPROTO_NONE
-        return struct.pack("!BBHI", nh, 0, (self.offset << 3) | self.m, self.id) + payload
+        word = (self.offset << 3) | (self.res2 << 1) | self.m
+        return struct.pack("!BBHI", nh, self.res1, word, self.id) + payload
 
     def set_next(self, ident: int) -> None:
         if self.nh is None:
@@ -321,6 +329,15 @@ def _l4_checksum(ip: IPv4 | IPv6 | None, proto: int, segment: bytes) -> int:
     if ip is None:
         raise ValueError(f"IP protocol {proto} needs an enclosing IP header for its checksum")
     return checksum(segment, ip.pseudo_sum(proto, len(segment)))
+
+
+def _with_checksum(
+    msg: bytearray, at: int, chksum: int | None, ip: IPv4 | IPv6 | None, proto: int
+) -> bytes:
+    """Write ``chksum``, or the computed L4 checksum when None, at offset ``at``."""
+    csum = chksum if chksum is not None else _l4_checksum(ip, proto, bytes(msg))
+    msg[at : at + 2] = csum.to_bytes(2, "big")
+    return bytes(msg)
 
 
 @dataclass
@@ -375,13 +392,7 @@ class ICMPV6(Header):
 
     def encode(self, payload: bytes, ip: IPv4 | IPv6 | None) -> bytes:
         msg = bytearray(struct.pack("!BBH", self.type, self.code, 0) + self.body + payload)
-        csum = (
-            self.chksum
-            if self.chksum is not None
-            else _l4_checksum(ip, IPPROTO_ICMPV6, bytes(msg))
-        )
-        msg[2:4] = csum.to_bytes(2, "big")
-        return bytes(msg)
+        return _with_checksum(msg, 2, self.chksum, ip, IPPROTO_ICMPV6)
 
 
 @dataclass
@@ -392,6 +403,9 @@ class NeighborDiscovery(Header):
     (``None`` when absent); ``options`` holds any other options as
     ``(type, value)`` pairs, the value without the type and length octets.
     ``flags`` is the first 32-bit word (router, solicited, override bits).
+    Building puts ``sll`` and ``tll`` first, except that a parsed message
+    remembers where its options were (``layout``, not part of equality), so
+    it rebuilds byte for byte.
     """
 
     wire_id: ClassVar[int | None] = IPPROTO_ICMPV6
@@ -403,13 +417,30 @@ class NeighborDiscovery(Header):
     flags: int = 0
     options: list[tuple[int, bytes]] = field(default_factory=list)
     chksum: int | None = None
+    #: Wire order of the options as parsed: "sll", "tll", or an index into
+    #: ``options``. Ignored when it no longer fits ``options``.
+    layout: tuple[str | int, ...] | None = field(default=None, compare=False, repr=False)
+
+    def _wire_options(self) -> list[tuple[int, bytes]]:
+        links = {
+            "sll": (ND_OPT_SOURCE_LINKADDR, self.sll),
+            "tll": (ND_OPT_TARGET_LINKADDR, self.tll),
+        }
+        indexes = sorted(x for x in self.layout or () if isinstance(x, int))
+        order: tuple[str | int, ...] = ("sll", "tll", *range(len(self.options)))
+        if self.layout is not None and indexes == list(range(len(self.options))):
+            order = (*(n for n in ("sll", "tll") if n not in self.layout), *self.layout)
+        out = []
+        for slot in order:
+            if isinstance(slot, int):
+                out.append(self.options[slot])
+            elif links[slot][1] is not None:
+                out.append((links[slot][0], mac_to_bytes(links[slot][1] or "")))
+        return out
 
     def encode(self, payload: bytes, ip: IPv4 | IPv6 | None) -> bytes:
         opts = b""
-        for kind, mac in ((ND_OPT_SOURCE_LINKADDR, self.sll), (ND_OPT_TARGET_LINKADDR, self.tll)):
-            if mac is not None:
-                opts += struct.pack("!BB", kind, 1) + mac_to_bytes(mac)
-        for kind, value in self.options:
+        for kind, value in self._wire_options():
             raw = value + b"\0" * (-(len(value) + 2) % 8)
             opts += struct.pack("!BB", kind, (len(raw) + 2) // 8) + raw
         msg = bytearray(
@@ -418,13 +449,7 @@ class NeighborDiscovery(Header):
             + opts
             + payload
         )
-        csum = (
-            self.chksum
-            if self.chksum is not None
-            else _l4_checksum(ip, IPPROTO_ICMPV6, bytes(msg))
-        )
-        msg[2:4] = csum.to_bytes(2, "big")
-        return bytes(msg)
+        return _with_checksum(msg, 2, self.chksum, ip, IPPROTO_ICMPV6)
 
 
 @dataclass
@@ -518,9 +543,44 @@ def build(*layers: Header | bytes) -> bytes:
             outer.set_next(ident)
     data = b""
     for i in range(len(hdrs) - 1, -1, -1):
-        ip = next((h for h in reversed(hdrs[:i]) if isinstance(h, IPv4 | IPv6)), None)
-        data = hdrs[i].encode(data, ip)
+        data = hdrs[i].encode(data, _pseudo_header_ip(hdrs[:i]))
     return data
+
+
+def _pseudo_header_ip(outer: list[Header]) -> IPv4 | IPv6 | None:
+    """The IP header whose addresses an upper layer's checksum covers.
+
+    It is the nearest enclosing IP header, except that behind a routing
+    header with segments left the destination is the final one the routing
+    header names (RFC 8200, section 8.1).
+    """
+    final: str | None = None
+    for hdr in reversed(outer):
+        if isinstance(hdr, IPv6ExtHeader) and hdr.kind == IPPROTO_ROUTING and final is None:
+            final = _routing_final_destination(hdr.data)
+        if isinstance(hdr, IPv4):
+            return hdr
+        if isinstance(hdr, IPv6):
+            return hdr if final is None else dataclasses.replace(hdr, dst=final)
+    return None
+
+
+def _routing_final_destination(data: bytes) -> str | None:
+    """The final destination a routing header names, or None when it is the packet's own.
+
+    ``data`` starts at the routing type octet. Types 0 and 2 list the
+    addresses still to visit, the final one last; a segment routing header
+    (type 4) lists segments in reverse, the final one first.
+    """
+    if len(data) < 22 or data[1] == 0:
+        return None
+    addresses = data[6:]
+    if data[0] in (0, 2):
+        last = (len(addresses) // 16 - 1) * 16
+        return ip6_to_str(addresses[last : last + 16])
+    if data[0] == 4:
+        return ip6_to_str(addresses[:16])
+    return None
 
 
 # -- parsing ---------------------------------------------------------------
@@ -586,19 +646,26 @@ def _parse_l4(
                 chksum=csum,
             )
             pos = off + 24
-            while pos + 2 <= end:
+            layout: list[str | int] = []
+            message = buf[:end]
+            while pos < end:
+                _need(message, pos, 2, "neighbour discovery option")
                 kind, units = buf[pos], buf[pos + 1]
                 if units == 0:
                     raise ParseError(f"neighbour discovery option of length 0 at offset {pos}")
-                _need(buf, pos, units * 8, "neighbour discovery option")
+                _need(message, pos, units * 8, "neighbour discovery option")
                 value = bytes(buf[pos + 2 : pos + units * 8])
                 if kind == ND_OPT_SOURCE_LINKADDR and units == 1 and nd.sll is None:
                     nd.sll = mac_to_str(value)
+                    layout.append("sll")
                 elif kind == ND_OPT_TARGET_LINKADDR and units == 1 and nd.tll is None:
                     nd.tll = mac_to_str(value)
+                    layout.append("tll")
                 else:
+                    layout.append(len(nd.options))
                     nd.options.append((kind, value))
                 pos += units * 8
+            nd.layout = tuple(layout)
             out.append(nd)
             return pos
         _need(buf, off, 8, "ICMPv6 message")
@@ -661,7 +728,9 @@ def _parse_ipv6(buf: bytes, off: int, out: list[Header]) -> tuple[int, int]:
         if nh == IPPROTO_FRAGMENT:
             _need(buf, off, 8, "IPv6 fragment header")
             nxt, _, offm, ident = struct.unpack_from("!BBHI", buf, off)
-            out.append(IPv6Fragment(nxt, offm >> 3, bool(offm & 1), ident))
+            out.append(
+                IPv6Fragment(nxt, offm >> 3, bool(offm & 1), ident, buf[off + 1], (offm >> 1) & 3)
+            )
             later = (offm >> 3) != 0
             size = 8
         else:
