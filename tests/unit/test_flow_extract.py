@@ -183,16 +183,21 @@ def test_ipv6_extension_headers_lead_to_the_upper_layer() -> None:
 
 
 @pytest.mark.parametrize(
-    ("offset", "m", "expected_frag", "ports"),
-    [(0, 1, FRAG_ANY, (7, 8)), (0, 0, FRAG_ANY, (7, 8)), (3, 0, FRAG_ANY | FRAG_LATER, (0, 0))],
+    ("offset", "m", "expected_frag", "proto", "ports"),
+    [
+        (0, 1, FRAG_ANY, 17, (7, 8)),
+        (0, 0, FRAG_ANY, 17, (7, 8)),
+        # A later fragment has no upper layer: OVS reports the fragment header (44).
+        (3, 0, FRAG_ANY | FRAG_LATER, 44, (0, 0)),
+    ],
 )
 def test_ipv6_fragment_header(
-    offset: int, m: int, expected_frag: int, ports: tuple[int, int]
+    offset: int, m: int, expected_frag: int, proto: int, ports: tuple[int, int]
 ) -> None:
     pkt = eth() / IPv6() / IPv6ExtHdrFragment(offset=offset, m=m, id=5) / UDP(sport=7, dport=8)
     flow = flow_extract(bytes(pkt))
     assert flow.nw_frag == expected_frag
-    assert flow.nw_proto == 17
+    assert flow.nw_proto == proto
     assert (flow.tp_src, flow.tp_dst) == ports
 
 
@@ -222,7 +227,7 @@ def test_neighbour_advertisement_with_target_link_layer_address() -> None:
     assert (flow.arp_sha, flow.arp_tha) == (0, mac(DST))
 
 
-def test_neighbour_discovery_with_zero_length_option_voids_nd_fields() -> None:
+def test_neighbour_discovery_zero_length_option_ends_the_list() -> None:
     frame = bytearray(
         bytes(
             eth()
@@ -234,7 +239,66 @@ def test_neighbour_discovery_with_zero_length_option_voids_nd_fields() -> None:
     frame[-7] = 0  # the option's length octet
     flow = flow_extract(bytes(frame))
     assert flow.tp_src == 135
-    assert (flow.nd_target, flow.arp_sha) == (0, 0)
+    assert (flow.nd_target, flow.arp_sha) == (ip("2001:db8::2"), 0)
+
+
+def test_link_layer_options_count_whatever_the_message_type_as_in_ovs() -> None:
+    pkt = (
+        eth()
+        / IPv6(hlim=255)
+        / ICMPv6ND_NS(tgt="2001:db8::2")
+        / ICMPv6NDOptSrcLLAddr(lladdr=SRC)
+        / ICMPv6NDOptDstLLAddr(lladdr=DST)
+    )
+    flow = flow_extract(bytes(pkt))
+    assert (flow.arp_sha, flow.arp_tha) == (mac(SRC), mac(DST))
+
+
+def test_a_bad_option_length_ends_the_list_keeping_what_was_found() -> None:
+    frame = bytes(
+        eth()
+        / IPv6(hlim=255)
+        / ICMPv6ND_NA(tgt="2001:db8::2")
+        / ICMPv6NDOptDstLLAddr(lladdr=DST)
+        / ICMPv6NDOptSrcLLAddr(lladdr=SRC)
+    )
+    broken = frame[:-7] + b"\x09" + frame[-6:]  # the second option claims 72 bytes
+    flow = flow_extract(broken)
+    assert flow.nd_target == ip("2001:db8::2")
+    assert (flow.arp_sha, flow.arp_tha) == (0, mac(DST))
+
+
+def test_a_repeated_link_layer_option_voids_the_nd_fields() -> None:
+    pkt = (
+        eth()
+        / IPv6(hlim=255)
+        / ICMPv6ND_NS(tgt="2001:db8::2")
+        / ICMPv6NDOptSrcLLAddr(lladdr=SRC)
+        / ICMPv6NDOptSrcLLAddr(lladdr=DST)
+    )
+    flow = flow_extract(bytes(pkt))
+    assert (flow.tp_src, flow.nd_target, flow.arp_sha) == (135, 0, 0)
+
+
+def test_ip_version_field_is_not_checked_as_in_ovs() -> None:
+    frame = bytearray(bytes(eth() / IP(src="192.0.2.1", dst="192.0.2.2") / UDP(sport=1, dport=2)))
+    frame[14] = 0x65  # version 6, header length 5
+    flow = flow_extract(bytes(frame))
+    assert (flow.nw_src, flow.tp_dst) == (ip("192.0.2.1"), 2)
+
+
+def test_igmp_and_icmp_in_ipv6_keep_type_and_code_as_in_ovs() -> None:
+    igmp = eth() / IP(proto=2) / Raw(bytes.fromhex("1164ee9b00000000"))
+    assert (flow_extract(bytes(igmp)).tp_src, flow_extract(bytes(igmp)).tp_dst) == (0x11, 0x64)
+    icmp6 = eth() / IPv6(nh=1) / ICMP(type=3, code=1)
+    assert (flow_extract(bytes(icmp6)).tp_src, flow_extract(bytes(icmp6)).tp_dst) == (3, 1)
+
+
+def test_tcp_data_offset_beyond_the_packet_drops_the_ports() -> None:
+    frame = bytearray(bytes(eth() / IP() / TCP(sport=5, dport=6)))
+    frame[14 + 20 + 12] = 0xC0  # claims a 48-byte TCP header in a 20-byte segment
+    flow = flow_extract(bytes(frame))
+    assert (flow.nw_proto, flow.tp_src, flow.tp_dst) == (6, 0, 0)
 
 
 def test_icmpv6_echo_is_not_neighbour_discovery() -> None:

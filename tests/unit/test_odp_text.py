@@ -241,6 +241,9 @@ def ip_flows(draw: st.DrawFn) -> Flow:
     flow.nw_frag = draw(st.sampled_from([0, 1, 3]))
     if flow.nw_frag == 3:
         flow.tp_src = flow.tp_dst = 0
+        if v6:
+            # An IPv6 later fragment's protocol is the fragment header's (44).
+            flow.nw_proto = 44
     if flow.nw_proto == 6 and flow.nw_frag != 3:
         flow.tcp_flags = draw(st.integers(0, 0xFFF))
     if draw(st.booleans()):

@@ -35,6 +35,7 @@ from scapy.layers.inet6 import (
     IPv6ExtHdrFragment,
     IPv6ExtHdrHopByHop,
     IPv6ExtHdrRouting,
+    IPv6ExtHdrSegmentRouting,
     RouterAlert,
 )
 from scapy.layers.ipsec import AH
@@ -1089,7 +1090,7 @@ def test_inconsistent_headers_raise_parse_error(frame: bytes, message: str) -> N
         pv.parse(frame)
 
 
-# -- bugs found while writing these tests ---------------------------------------------
+# -- regressions: bugs these tests found (xfail until fixed in e3598c2) -------------
 
 
 def test_nd_option_cut_after_one_byte_raises() -> None:
@@ -1134,3 +1135,27 @@ def test_routing_header_final_destination_is_in_the_pseudo_header() -> None:
     assert dissected[IPv6ExtHdrRouting].addresses == [final]
     assert dissected[IPv6ExtHdrRouting].segleft == 1
     assert dissected[UDP].chksum == scapy_recomputed(dissected)[UDP].chksum
+
+
+@pytest.mark.parametrize(
+    "routing",
+    [
+        IPv6ExtHdrRouting(addresses=["2001:db8::1", "2001:db8::f"], segleft=2),
+        IPv6ExtHdrRouting(addresses=["2001:db8::1", "2001:db8::f"], segleft=0),
+        IPv6ExtHdrSegmentRouting(addresses=["2001:db8::f", "2001:db8::1"], segleft=1),
+        IPv6ExtHdrSegmentRouting(addresses=["2001:db8::f", "2001:db8::1"], segleft=0),
+    ],
+    ids=["type0-segleft2", "type0-segleft0", "srh-segleft1", "srh-segleft0"],
+)
+def test_upper_layer_checksum_behind_a_routing_header_is_scapys(routing: Packet) -> None:
+    # scapy puts the final destination (last address for type 0, first for a
+    # segment routing header) in the pseudo-header when segments are left.
+    frame = bytes(
+        ether() / IPv6(src=IP6_A, dst=IP6_B) / routing / UDP(sport=PORT_A, dport=PORT_B) / b"r"
+    )
+    headers = pv.parse(frame)
+    udp = headers[-2]
+    assert isinstance(udp, pv.UDP)
+    assert udp.chksum == Ether(frame)[UDP].chksum
+    udp.chksum = None
+    assert pv.build(*headers) == frame

@@ -42,33 +42,46 @@ _IPV6_EXT = frozenset((0, 43, 44, 51, 60))
 
 
 def _l4(frame: bytes, pos: int, end: int, proto: int) -> bytes:
-    """``tp_src``, ``tp_dst`` and ``tcp_flags`` (6 bytes) for the L4 header at ``pos``."""
+    """``tp_src``, ``tp_dst`` and ``tcp_flags`` (6 bytes) for the L4 header at ``pos``.
+
+    As OVS's ``miniflow_extract()``, this looks at the protocol number only,
+    not at the IP version, and checks the room for the header (for TCP, the
+    length its data offset claims).
+    """
     room = end - pos
     if proto == 6:
-        if room >= 20:
-            hlen = (frame[pos + 12] >> 4) * 4
-            if 20 <= hlen <= room:
-                return frame[pos : pos + 4] + bytes((frame[pos + 12] & 0x0F, frame[pos + 13]))
+        if room >= 20 and 20 <= (frame[pos + 12] >> 4) * 4 <= room:
+            return frame[pos : pos + 4] + bytes((frame[pos + 12] & 0x0F, frame[pos + 13]))
         return _Z6
     if proto == 17:
         return frame[pos : pos + 4] + _Z2 if room >= 8 else _Z6
-    if proto in (1, 58):
-        # ICMP type and code are kept in tp_src and tp_dst, as OVS does.
+    if proto in (1, 2, 58):
+        # ICMP's, IGMP's and ICMPv6's type and code are kept in tp_src and
+        # tp_dst, as OVS does.
         return bytes((0, frame[pos], 0, frame[pos + 1], 0, 0)) if room >= 8 else _Z6
     if proto == 132:
         return frame[pos : pos + 4] + _Z2 if room >= 12 else _Z6
     return _Z6
 
 
+def _upper(frame: bytes, pos: int, end: int, proto: int) -> bytes:
+    """arp_sha, arp_tha, nd_target and the L4 fields (34 bytes) from ``pos`` on."""
+    l4 = _l4(frame, pos, end, proto)
+    if proto == 58 and end - pos >= 8 and frame[pos] in (135, 136):
+        return _nd(frame, pos, end) + l4
+    return _Z_ND + l4
+
+
 def _nd(frame: bytes, pos: int, end: int) -> bytes:
     """arp_sha, arp_tha and nd_target (28 bytes) for an NS/NA message at ``pos``.
 
-    As in OVS, a malformed option list (zero length, running past the end, a
-    repeated link-layer option) voids all three fields.
+    As in OVS (``parse_icmpv6()``): an option of length zero or running past
+    the end ends the list, keeping what was found; a second non-zero
+    link-layer option of one kind voids all three fields; and a link-layer
+    option counts whatever the message type.
     """
     if end - pos < 24 or frame[pos + 1] != 0:
         return _Z_ND
-    kind = frame[pos]
     target = frame[pos + 8 : pos + 24]
     sll = tll = _Z6
     opt = pos + 24
@@ -76,13 +89,13 @@ def _nd(frame: bytes, pos: int, end: int) -> bytes:
         units = frame[opt + 1]
         size = units * 8
         if size == 0 or size > end - opt:
-            return _Z_ND
+            break
         if units == 1:
-            if frame[opt] == 1 and kind == 135:
+            if frame[opt] == 1:
                 if sll != _Z6:
                     return _Z_ND
                 sll = frame[opt + 2 : opt + 8]
-            elif frame[opt] == 2 and kind == 136:
+            elif frame[opt] == 2:
                 if tll != _Z6:
                     return _Z_ND
                 tll = frame[opt + 2 : opt + 8]
@@ -97,28 +110,29 @@ def _ipv4(frame: bytes, off: int, n: int) -> bytes:
     vihl = frame[off]
     ihl = (vihl & 0x0F) * 4
     total = (frame[off + 2] << 8) | frame[off + 3]
-    if vihl >> 4 != 4 or ihl < 20 or total < ihl or total > n - off:
+    # Like OVS's ipv4_sanity_check(), this does not look at the version.
+    if ihl < 20 or total < ihl or total > n - off:
         return _Z_L3
     proto = frame[off + 9]
     fragword = ((frame[off + 6] << 8) | frame[off + 7]) & 0x3FFF
     frag = 0
     if fragword:
         frag = FRAG_ANY | (FRAG_LATER if fragword & 0x1FFF else 0)
-    l4 = _Z6 if frag & FRAG_LATER else _l4(frame, off + ihl, off + total, proto)
+    upper = _Z_ND + _Z6 if frag & FRAG_LATER else _upper(frame, off + ihl, off + total, proto)
     return b"".join(
         (
             frame[off + 12 : off + 20],
             _Z_IP6,
             bytes((proto, frame[off + 1], frame[off + 8], frag)),
-            _Z_ND,
-            l4,
+            upper,
         )
     )
 
 
 def _ipv6(frame: bytes, off: int, n: int) -> bytes:
     """Everything after dl_type for an IPv6 packet at ``off``."""
-    if n - off < 40 or frame[off] >> 4 != 6:
+    # Like OVS's ipv6_sanity_check(), this does not look at the version.
+    if n - off < 40:
         return _Z_L3
     end = off + 40 + ((frame[off + 4] << 8) | frame[off + 5])
     if end > n:
@@ -138,7 +152,10 @@ def _ipv6(frame: bytes, off: int, n: int) -> bytes:
             frag = FRAG_ANY
             proto = frame[pos]
             if ((frame[pos + 2] << 8) | frame[pos + 3]) & 0xFFF8:
+                # A later fragment has no upper-layer header, and OVS reports
+                # the fragment header itself (44) as its protocol.
                 frag |= FRAG_LATER
+                proto = 44
                 break
             pos += 8
             continue
@@ -147,14 +164,8 @@ def _ipv6(frame: bytes, off: int, n: int) -> bytes:
             return b"".join((_Z_IP4, addrs, _Z_L3[: PACKET_BYTES - 22 - 40]))
         proto = frame[pos]
         pos += size
-    if frag & FRAG_LATER:
-        l4 = _Z6
-        nd = _Z_ND
-    else:
-        l4 = _l4(frame, pos, end, proto)
-        is_nd = proto == 58 and end - pos >= 8 and frame[pos] in (135, 136)
-        nd = _nd(frame, pos, end) if is_nd else _Z_ND
-    return b"".join((_Z_IP4, addrs, label, bytes((proto, tclass, hlim, frag)), nd, l4))
+    upper = _Z_ND + _Z6 if frag & FRAG_LATER else _upper(frame, pos, end, proto)
+    return b"".join((_Z_IP4, addrs, label, bytes((proto, tclass, hlim, frag)), upper))
 
 
 def _arp(frame: bytes, off: int, n: int) -> bytes:

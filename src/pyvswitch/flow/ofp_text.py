@@ -707,11 +707,11 @@ def packet_mask(flow: Flow) -> int:
         names += ["nw_src", "nw_dst", "nw_proto", "arp_sha", "arp_tha"]
     if flow.dl_type in (ETH_IP, ETH_IPV6):
         names += ["nw_proto", "nw_tos", "nw_ttl", "nw_frag"]
-        if not flow.nw_frag & FRAG_LATER and flow.nw_proto in (1, 6, 17, 58, 132):
+        if not flow.nw_frag & FRAG_LATER and flow.nw_proto in (1, 2, 6, 17, 58, 132):
             names += ["tp_src", "tp_dst"]
             if flow.nw_proto == 6:
                 names.append("tcp_flags")
-            if flow.nw_proto == 58 and flow.dl_type == ETH_IPV6 and flow.tp_src in (135, 136):
+            if flow.nw_proto == 58 and flow.tp_src in (135, 136) and flow.tp_dst == 0:
                 names += ["nd_target", "arp_sha", "arp_tha"]
     mask = 0
     for name in names:
