@@ -23,6 +23,18 @@ Packets
     frames). :meth:`send` takes ownership of the list and its frames: the
     caller must not reuse them.
 
+Offloads
+    A frame may be a ``bytes`` subclass that carries offload work, such as
+    :class:`pyvswitch.netdev.system.VnetFrame`: a frame whose checksum the
+    sender left to the device, or a GSO frame larger than the MTU, with the
+    virtio-net header that describes the work. Every ``bytes`` operation
+    works on it. A device that can hand such a header to the kernel (the
+    system provider) passes it through; whoever sends such a frame to a
+    device that cannot must first call
+    :func:`pyvswitch.netdev.system.finish_offloads`, which completes the
+    checksum or cuts the segments in software. A GSO frame counts as one
+    packet in the statistics.
+
 Nothing ready, and errors
     :meth:`recv` never blocks: it returns an empty list when nothing is
     ready, and also when the device is down, gone or in error. :meth:`send`
@@ -33,7 +45,10 @@ Nothing ready, and errors
     :attr:`error` (a message for the ``Interface.error`` column) and reports
     no carrier; it never raises out of recv or send. Only ``configure`` and the
     setters raise, with :class:`NetdevError` subclasses whose message names
-    the device and what is wrong.
+    the device and what is wrong. :meth:`fileno` may change or become None
+    after an error (a deleted interface would otherwise poll readable
+    forever), so a poller reads it again after each error; and :meth:`recv`
+    clears whatever made the descriptor readable, so a poller never spins.
 
 Capture
     :attr:`capture` is the hook the capture feature attaches to: None when
