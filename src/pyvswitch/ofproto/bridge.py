@@ -1,0 +1,119 @@
+"""Bridges: ports with OpenFlow numbers, 255 tables, a fail mode, a MAC table.
+
+Pure configuration and state; translation (xlate.py) reads it. Every bridge
+of one :class:`pyvswitch.ofproto.ofproto.Ofproto` shares one datapath, so
+ports other than patch ports also have a datapath port number.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pyvswitch.flow.match import Match
+from pyvswitch.ofproto.actions import OFPP_LOCAL, OFPP_MAX, OFPP_NORMAL, Output
+from pyvswitch.ofproto.mac_learning import MacTable
+from pyvswitch.ofproto.table import N_TABLES, Rule, Table
+
+VLAN_MODES = ("access", "trunk", "native-tagged", "native-untagged")
+
+
+@dataclass(slots=True)
+class PortCounters:
+    """Packet counters ofproto keeps for ports the datapath never sees (patch ports)."""
+
+    rx_packets: int = 0
+    rx_bytes: int = 0
+    tx_packets: int = 0
+    tx_bytes: int = 0
+
+
+class PatchTx:
+    """Counts what leaves a bridge by a patch port (a megaflow sink)."""
+
+    __slots__ = ("counters",)
+
+    def __init__(self, counters: PortCounters) -> None:
+        self.counters = counters
+
+    def account(self, packets: int, nbytes: int, now: float) -> None:  # noqa: ARG002
+        self.counters.tx_packets += packets
+        self.counters.tx_bytes += nbytes
+
+
+class PatchRx:
+    """Counts what enters a bridge by a patch port (a megaflow sink)."""
+
+    __slots__ = ("counters",)
+
+    def __init__(self, counters: PortCounters) -> None:
+        self.counters = counters
+
+    def account(self, packets: int, nbytes: int, now: float) -> None:  # noqa: ARG002
+        self.counters.rx_packets += packets
+        self.counters.rx_bytes += nbytes
+
+
+@dataclass(eq=False, slots=True)
+class OfPort:
+    """One port of a bridge, as ofproto sees it."""
+
+    name: str
+    ofport: int
+    type: str
+    odp_port: int | None  # None for patch ports: they are not datapath ports
+    peer: str | None = None
+    tag: int | None = None
+    trunks: frozenset[int] = frozenset()
+    vlan_mode: str | None = None
+    counters: PortCounters = field(default_factory=PortCounters)
+
+    def mode(self) -> str:
+        """The effective VLAN mode, with OVS's default: access if tagged, else trunk."""
+        if self.vlan_mode:
+            return self.vlan_mode
+        return "access" if self.tag is not None else "trunk"
+
+    def carries(self, vlan: int) -> bool:
+        """Whether frames of ``vlan`` (0 for none) may use this port."""
+        mode = self.mode()
+        if mode == "access":
+            return vlan == (self.tag or 0)
+        if mode in ("native-tagged", "native-untagged") and vlan == (self.tag or 0):
+            return True
+        return not self.trunks or vlan in self.trunks
+
+
+class Bridge:
+    """One bridge: ports, tables, fail mode, MAC learning."""
+
+    def __init__(self, name: str, fail_mode: str = "standalone") -> None:
+        if fail_mode not in ("standalone", "secure"):
+            raise ValueError(f"{name}: fail_mode must be standalone or secure, not {fail_mode!r}")
+        self.name = name
+        self.fail_mode = fail_mode
+        self.ports: dict[int, OfPort] = {}
+        self.tables = [Table(i) for i in range(N_TABLES)]
+        self.macs = MacTable()
+        self.flood_vlans: frozenset[int] = frozenset()
+        if fail_mode == "standalone":
+            # As OVS, a standalone bridge with no controller starts with one
+            # flow that makes it a learning switch.
+            self.tables[0].insert(Rule(Match(), (Output(OFPP_NORMAL),), priority=0))
+
+    def port_by_name(self, name: str) -> OfPort | None:
+        """The port called ``name``, if any."""
+        return next((p for p in self.ports.values() if p.name == name), None)
+
+    def allocate_ofport(self, request: int | None = None) -> int:
+        """``request`` if it is free and valid, else the lowest free number from 1."""
+        if request is not None:
+            if request == OFPP_LOCAL or 1 <= request < OFPP_MAX:
+                if request not in self.ports:
+                    return request
+                raise ValueError(f"{self.name}: ofport {request} is already in use")
+            raise ValueError(f"{self.name}: ofport_request {request} is outside 1..{OFPP_MAX - 1}")
+        return next(n for n in range(1, OFPP_MAX) if n not in self.ports)
+
+    def rules(self) -> list[Rule]:
+        """Every rule, table by table."""
+        return [rule for table in self.tables for rule in table.rules]

@@ -1,0 +1,316 @@
+"""The switch's brain: bridges sharing one datapath, upcalls, flow mods, trace.
+
+:class:`Ofproto` owns the bridges and the one :class:`Datapath`; its
+:meth:`Ofproto.upcall` is the datapath's miss handler. Everything is pure:
+callers pass ``now`` and move the frames :meth:`Ofproto.receive` returns.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pyvswitch.dpif.datapath import Datapath, UpcallResult
+from pyvswitch.flow.flow import Flow
+from pyvswitch.flow.ofp_text import format_match
+from pyvswitch.ofproto.actions import OFPP_LOCAL
+from pyvswitch.ofproto.bridge import Bridge, OfPort
+from pyvswitch.ofproto.table import OFP_DEFAULT_PRIORITY, Rule
+from pyvswitch.ofproto.xlate import XlateResult, megaflow_text, translate
+
+if TYPE_CHECKING:
+    import random
+    from collections.abc import Iterable
+
+    from pyvswitch.flow.match import Match
+    from pyvswitch.ofproto.actions import Action
+
+
+class OfprotoError(ValueError):
+    """A configuration or flow change was refused; the message says why."""
+
+
+class Ofproto:
+    """All bridges of one switch, on one datapath."""
+
+    def __init__(
+        self, *, emc_insert_inv_prob: int = 100, rng: random.Random | None = None
+    ) -> None:
+        self.bridges: dict[str, Bridge] = {}
+        self.datapath = Datapath(self.upcall, emc_insert_inv_prob=emc_insert_inv_prob, rng=rng)
+        self._odp_to_port: dict[int, tuple[Bridge, OfPort]] = {}
+        self.need_revalidate = False
+        #: MAC table entries that changed since the last revalidation.
+        self.dirty_tags: set[object] = set()
+
+    # -- configuration ------------------------------------------------------------
+
+    def add_bridge(
+        self, name: str, fail_mode: str = "standalone", local_odp_port: int | None = None
+    ) -> Bridge:
+        """A new bridge with its LOCAL port (an internal datapath port named after it)."""
+        if name in self.bridges:
+            raise OfprotoError(f"{name}: a bridge with this name already exists")
+        bridge = Bridge(name, fail_mode)
+        self.bridges[name] = bridge
+        self.add_port(name, name, "internal", OFPP_LOCAL, odp_port=local_odp_port)
+        return bridge
+
+    def del_bridge(self, name: str) -> None:
+        """Remove a bridge and its ports."""
+        bridge = self._bridge(name)
+        for ofport in list(bridge.ports):
+            self.del_port(name, bridge.ports[ofport].name)
+        del self.bridges[name]
+
+    def add_port(
+        self,
+        bridge_name: str,
+        name: str,
+        type_: str = "system",
+        ofport_request: int | None = None,
+        *,
+        peer: str | None = None,
+        tag: int | None = None,
+        trunks: Iterable[int] = (),
+        vlan_mode: str | None = None,
+        odp_port: int | None = None,
+    ) -> OfPort:
+        """Add a port; patch ports (``type_="patch"``) get no datapath port."""
+        bridge = self._bridge(bridge_name)
+        if self.find_port(name) is not None:
+            raise OfprotoError(f"{name}: a port with this name already exists")
+        if type_ == "patch" and not peer:
+            raise OfprotoError(f"{name}: patch type requires valid 'peer' argument")
+        try:
+            ofport = bridge.allocate_ofport(ofport_request)
+        except ValueError as exc:
+            raise OfprotoError(str(exc)) from None
+        dp_port = None if type_ == "patch" else self.datapath.add_port(name, odp_port)
+        port = OfPort(
+            name,
+            ofport,
+            type_,
+            dp_port,
+            peer=peer,
+            tag=tag,
+            trunks=frozenset(trunks),
+            vlan_mode=vlan_mode,
+        )
+        bridge.ports[ofport] = port
+        if dp_port is not None:
+            self._odp_to_port[dp_port] = (bridge, port)
+        self.need_revalidate = True
+        return port
+
+    def del_port(self, bridge_name: str, name: str) -> None:
+        """Remove a port, the MACs learned on it, and (by revalidation) its flows."""
+        bridge = self._bridge(bridge_name)
+        port = bridge.port_by_name(name)
+        if port is None:
+            raise OfprotoError(f"{bridge_name}: no port named {name}")
+        del bridge.ports[port.ofport]
+        bridge.macs.flush(port.ofport)
+        if port.odp_port is not None:
+            self.datapath.del_port(port.odp_port)
+            del self._odp_to_port[port.odp_port]
+        self.need_revalidate = True
+
+    def find_port(self, name: str) -> tuple[Bridge, OfPort] | None:
+        """The bridge and port called ``name``, in any bridge."""
+        for bridge in self.bridges.values():
+            port = bridge.port_by_name(name)
+            if port is not None:
+                return bridge, port
+        return None
+
+    def _bridge(self, name: str) -> Bridge:
+        try:
+            return self.bridges[name]
+        except KeyError:
+            raise OfprotoError(f"no bridge named {name}") from None
+
+    # -- flow table changes ----------------------------------------------------------
+
+    def add_flow(
+        self,
+        bridge_name: str,
+        match: Match,
+        actions: tuple[Action, ...],
+        *,
+        priority: int = OFP_DEFAULT_PRIORITY,
+        table_id: int = 0,
+        cookie: int = 0,
+        idle_timeout: int = 0,
+        hard_timeout: int = 0,
+        now: float = 0.0,
+    ) -> Rule:
+        """Add a rule (replacing one with the same match and priority)."""
+        bridge = self._bridge(bridge_name)
+        if not 0 <= table_id < len(bridge.tables):
+            raise OfprotoError(f"table {table_id} is outside 0..{len(bridge.tables) - 1}")
+        rule = Rule(
+            match,
+            actions,
+            priority,
+            table_id,
+            cookie,
+            idle_timeout,
+            hard_timeout,
+            created=now,
+            used=now,
+        )
+        bridge.tables[table_id].insert(rule)
+        self.need_revalidate = True
+        return rule
+
+    def del_flows(
+        self,
+        bridge_name: str,
+        match: Match | None = None,
+        *,
+        priority: int | None = None,
+        strict: bool = False,
+        table_id: int | None = None,
+    ) -> int:
+        """Delete rules: loosely (every rule at least as specific as ``match``) or strictly."""
+        bridge = self._bridge(bridge_name)
+        removed = 0
+        for table in bridge.tables:
+            if table_id is not None and table.table_id != table_id:
+                continue
+            for rule in list(table.rules):
+                if _selected(rule, match, priority, strict):
+                    table.remove(rule)
+                    removed += 1
+        if removed:
+            self.need_revalidate = True
+        return removed
+
+    def mod_flows(
+        self,
+        bridge_name: str,
+        match: Match,
+        actions: tuple[Action, ...],
+        *,
+        priority: int | None = None,
+        strict: bool = False,
+        table_id: int | None = None,
+    ) -> int:
+        """Replace the actions of the selected rules (counters are kept, as in OVS)."""
+        bridge = self._bridge(bridge_name)
+        changed = 0
+        for table in bridge.tables:
+            if table_id is not None and table.table_id != table_id:
+                continue
+            for rule in table.rules:
+                if _selected(rule, match, priority, strict):
+                    rule.actions = actions
+                    changed += 1
+        if changed:
+            self.need_revalidate = True
+        return changed
+
+    # -- packets -----------------------------------------------------------------------
+
+    def upcall(self, key: int, frame: bytes, now: float) -> UpcallResult:  # noqa: ARG002
+        """The datapath's miss handler: translate and let the datapath install."""
+        return self._translate(key, now, may_learn=True).upcall_result()
+
+    def _translate(
+        self, key: int, now: float, *, may_learn: bool, tracing: bool = False
+    ) -> XlateResult:
+        from pyvswitch.flow.layout import FIELDS  # noqa: PLC0415 - keeps the import graph flat
+
+        odp_port = FIELDS["in_port"].get(key)
+        found = self._odp_to_port.get(odp_port)
+        if found is None:
+            return XlateResult(
+                (),
+                FIELDS["in_port"].mask,
+                (),
+                _flow(key),
+                f"no OpenFlow port for datapath port {odp_port}",
+            )
+        bridge, port = found
+        # Translation sees OpenFlow port numbers; the datapath key has odp ones.
+        of_key = (key & ~FIELDS["in_port"].mask) | FIELDS["in_port"].put(port.ofport)
+        result = translate(self, bridge, of_key, now, may_learn=may_learn, tracing=tracing)
+        result.mask |= FIELDS["in_port"].mask
+        return result
+
+    def receive(self, odp_port: int, frames: list[bytes], now: float) -> dict[int, list[bytes]]:
+        """Forward a batch received on datapath port ``odp_port``."""
+        if self.need_revalidate or self.dirty_tags:
+            self.revalidate(now)
+        out = self.datapath.receive(odp_port, frames, now)
+        if self.need_revalidate or self.dirty_tags:
+            # Learning during this batch's upcalls made older flows stale.
+            self.revalidate(now)
+        return out
+
+    def revalidate(self, now: float) -> int:
+        """Bring cached flows up to date with rules, ports and learned MACs.
+
+        After a rule or port change every megaflow is re-translated; after
+        MAC learning only the flows that looked those MACs up.
+        """
+        tags = None if self.need_revalidate else set(self.dirty_tags)
+        self.need_revalidate = False
+        self.dirty_tags.clear()
+        return self.datapath.revalidate(
+            lambda key, t: self._translate(key, t, may_learn=False).upcall_result(), now, tags
+        )
+
+    def run(self, now: float) -> None:
+        """Periodic work: rule timeouts, MAC aging, idle megaflows, revalidation."""
+        for bridge in self.bridges.values():
+            for table in bridge.tables:
+                for rule in [r for r in table.rules if r.expired(now)]:
+                    table.remove(rule)
+                    self.need_revalidate = True
+            if bridge.macs.expire(now):
+                self.need_revalidate = True
+        self.datapath.expire(now)
+        if self.need_revalidate:
+            self.revalidate(now)
+
+    # -- inspection ----------------------------------------------------------------------
+
+    def trace(self, odp_key: int, now: float = 0.0) -> str:
+        """``ofproto/trace`` for a datapath key: what would happen, in OVS's format."""
+        result = self._translate(odp_key, now, may_learn=False, tracing=True)
+        lines = list(result.trace)
+        if result.error and not lines:
+            return result.error
+        from pyvswitch.dpif.actions_text import format_odp_actions  # noqa: PLC0415
+        from pyvswitch.flow.ofp_text import format_flow  # noqa: PLC0415
+
+        final = format_flow(result.flow)
+        first = lines[0][len("Flow: ") :] if lines else ""
+        lines += [
+            "",
+            f"Final flow: {'unchanged' if final == first else final}",
+            f"Megaflow: {megaflow_text(result.mask, result.flow.to_key())}",
+            f"Datapath actions: {format_odp_actions(result.actions)}",
+        ]
+        if result.error:
+            lines.append(f"Translation failed ({result.error})")
+        return "\n".join(lines)
+
+
+def _flow(key: int) -> Flow:
+    return Flow.from_key(key)
+
+
+def _selected(rule: Rule, match: Match | None, priority: int | None, strict: bool) -> bool:
+    if match is None:
+        return True
+    if strict:
+        return rule.match == match and (priority is None or rule.priority == priority)
+    # Loose: the rule is at least as specific as the given match and agrees with it.
+    return (
+        rule.match.mask & match.mask == match.mask and rule.match.value & match.mask == match.value
+    )
+
+
+__all__ = ["Ofproto", "OfprotoError", "format_match"]

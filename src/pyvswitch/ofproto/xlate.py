@@ -1,0 +1,673 @@
+"""Translation (xlate): from a packet's flow to datapath actions and a megaflow mask.
+
+This is Open vSwitch's ofproto-dpif-xlate.c in outline:
+
+* The packet is looked up in its bridge's table 0; the matching rule's
+  actions are interpreted against a working :class:`Flow` (``ctx.flow``).
+* Header changes are *committed* lazily: before each output, the differences
+  between what the datapath packet looks like (``ctx.base``) and what the
+  OpenFlow view says (``ctx.flow``) become set/push/pop datapath actions.
+* Every field a decision read is added to the wildcard mask ``ctx.wc`` -- but
+  only bits whose value still comes from the packet: once an action has
+  overwritten a field (``ctx.overwritten``), later lookups on it depend on the
+  action, not on the packet, and do not narrow the megaflow. Commits are the
+  other way round: whether a set action is needed depends on the packet's own
+  value of an overwritten field, so a commit un-wildcards it.
+* Output to a patch port does not leave the datapath: translation continues
+  in the peer bridge's table 0 with ``in_port`` set to the peer, registers and
+  metadata cleared; afterwards the original bridge's view is restored (the
+  peer's changes are rolled back for it, and the next commit undoes them in
+  the packet if they must not leak). So any number of bridges cost one
+  datapath lookup, and the megaflow's actions reach all their ports.
+
+Loops: translation stops at depth 64 or 4,096 resubmits ("Translation failed
+(Recursion too deep)", as OVS). Where OVS would walk round a loop of patch
+ports and emit a packet 64 times, we never enter the same bridge by the same
+patch port twice in one translation, and never send the same packet out of
+the same datapath port twice; the trace says where the loop was cut.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from pyvswitch.dpif.actions import (
+    OdpOutput,
+    OdpPopVlan,
+    OdpPushVlan,
+    OdpSetField,
+    OdpSetMasked,
+)
+from pyvswitch.dpif.datapath import UpcallResult
+from pyvswitch.flow.flow import Flow
+from pyvswitch.flow.layout import FIELDS, VLAN_CFI
+from pyvswitch.flow.match import Match
+from pyvswitch.flow.ofp_text import META_FIELDS, format_flow, format_match
+from pyvswitch.ofproto import actions as ofp
+from pyvswitch.ofproto.bridge import PatchRx, PatchTx
+
+if TYPE_CHECKING:
+    from pyvswitch.dpif.actions import OdpAction
+    from pyvswitch.dpif.datapath import StatsSink
+    from pyvswitch.ofproto.bridge import Bridge, OfPort
+    from pyvswitch.ofproto.ofproto import Ofproto
+
+MAX_DEPTH = 64
+MAX_RESUBMITS = 4096
+
+_VLAN_FIELDS = ("vlan_tpid", "vlan_tci", "vlan_tpid1", "vlan_tci1")
+_VLAN_MASK = sum(FIELDS[f].mask for f in _VLAN_FIELDS)
+# Header fields a commit turns into set actions, in the order OVS commits them.
+_SET_FIELDS = (
+    "dl_src",
+    "dl_dst",
+    "nw_src",
+    "nw_dst",
+    "ipv6_src",
+    "ipv6_dst",
+    "ipv6_label",
+    "nw_tos",
+    "nw_ttl",
+    "tp_src",
+    "tp_dst",
+)
+# Fields that exist only inside translation; they never narrow a megaflow.
+_METADATA_MASK = FIELDS["metadata"].mask | sum(FIELDS[f"reg{i}"].mask for i in range(16))
+_ALWAYS = FIELDS["in_port"].mask | FIELDS["dl_type"].mask
+
+
+class XlateError(Exception):
+    """Translation failed; the message is OVS's (``Recursion too deep``...)."""
+
+
+@dataclass(slots=True)
+class XlateResult:
+    """A translation's outcome, plus the trace lines when tracing."""
+
+    actions: tuple[OdpAction, ...]
+    mask: int
+    sinks: tuple[StatsSink, ...]
+    flow: Flow
+    error: str | None = None
+    trace: list[str] = field(default_factory=list)
+    tags: frozenset[object] = frozenset()
+
+    def upcall_result(self) -> UpcallResult:
+        """What the datapath installs."""
+        return UpcallResult(self.actions, self.mask, self.sinks, self.tags)
+
+
+class _Ctx:
+    """The state of one translation."""
+
+    def __init__(
+        self,
+        ofproto: Ofproto,
+        bridge: Bridge,
+        flow: Flow,
+        now: float,
+        may_learn: bool,
+        tracing: bool,
+    ) -> None:
+        self.ofproto = ofproto
+        self.bridge = bridge
+        self.flow = flow
+        self.base = flow.copy()
+        self.now = now
+        self.may_learn = may_learn
+        self.wc = _ALWAYS
+        self.overwritten = 0
+        self.odp: list[OdpAction] = []
+        self.sinks: list[StatsSink] = []
+        self.depth = 0
+        self.resubmits = 0
+        self.table_id = 0
+        self.trace: list[str] | None = [] if tracing else None
+        self.indent = 0
+        self.entered: set[tuple[str, int]] = set()
+        self.sent: set[tuple[int, int]] = set()
+        self.tags: set[object] = set()
+        self.stopped = False
+
+    # -- wildcards ------------------------------------------------------------
+
+    def consult(self, mask: int) -> None:
+        """The decision depends on these bits of the packet (those not overwritten)."""
+        self.wc |= mask & ~self.overwritten
+
+    def consult_field(self, name: str) -> None:
+        self.consult(FIELDS[name].mask)
+
+    def overwrite(self, mask: int) -> None:
+        self.overwritten |= mask
+
+    # -- tracing -----------------------------------------------------------------
+
+    def note(self, text: str, extra: int = 0) -> None:
+        if self.trace is not None:
+            self.trace.append(" " * (self.indent + extra) + text)
+
+
+def _key(flow: Flow) -> int:
+    return flow.to_key()
+
+
+# -- the entry points ---------------------------------------------------------------
+
+
+def translate(
+    ofproto: Ofproto,
+    bridge: Bridge,
+    key: int,
+    now: float,
+    *,
+    may_learn: bool = True,
+    tracing: bool = False,
+) -> XlateResult:
+    """Translate the packet with flow key ``key`` arriving at ``bridge``."""
+    flow = Flow.from_key(key)
+    ctx = _Ctx(ofproto, bridge, flow, now, may_learn, tracing)
+    if flow.dl_type in (0x0800, 0x86DD):
+        ctx.consult_field("nw_frag")
+    ctx.entered.add((bridge.name, flow.in_port))
+    error = None
+    if ctx.trace is not None:
+        ctx.trace += [
+            f"Flow: {format_flow(flow)}",
+            "",
+            f'bridge("{bridge.name}")',
+            "-------------",
+        ]
+    try:
+        _lookup_and_run(ctx, 0, flow.in_port)
+    except XlateError as exc:
+        error = str(exc)
+        ctx.odp.clear()
+    mask = ctx.wc & ~_METADATA_MASK
+    return XlateResult(
+        tuple(ctx.odp),
+        mask,
+        tuple(ctx.sinks),
+        ctx.flow,
+        error,
+        ctx.trace if ctx.trace is not None else [],
+        frozenset(ctx.tags),
+    )
+
+
+def _lookup_and_run(ctx: _Ctx, table_id: int, in_port: int, is_last: bool = True) -> None:
+    """Look ``ctx.flow`` up in ``table_id`` (as if from ``in_port``) and run the rule."""
+    ctx.depth += 1
+    if ctx.depth > MAX_DEPTH:
+        ctx.note("Translation failed (Recursion too deep)")
+        raise XlateError("Recursion too deep")
+    try:
+        saved_port = ctx.flow.in_port
+        ctx.flow.in_port = in_port
+        table = ctx.bridge.tables[table_id]
+        rule, consulted = table.lookup(_key(ctx.flow))
+        ctx.flow.in_port = saved_port
+        ctx.consult(consulted)
+        if rule is None:
+            ctx.note(f"{table_id:2d}. No match.")
+            ctx.note("drop", 4)
+            return
+        prio = f"priority {rule.priority}"
+        match = format_match(rule.match)
+        cookie = f", cookie {rule.cookie:#x}" if rule.cookie else ""
+        ctx.note(f"{table_id:2d}. {match + ', ' if match else ''}{prio}{cookie}")
+        ctx.sinks.append(rule)
+        rule_table = ctx.table_id
+        ctx.table_id = table_id
+        _run_actions(ctx, rule.actions, is_last)
+        ctx.table_id = rule_table
+    finally:
+        ctx.depth -= 1
+
+
+def _format_action(action: ofp.Action) -> str:
+    try:
+        from pyvswitch.ofproto.actions_text import format_actions_as_written  # noqa: PLC0415
+    except ImportError:  # pragma: no cover - the text module arrives separately
+        return type(action).__name__
+    text: str = format_actions_as_written((action,))
+    return text
+
+
+def _run_actions(ctx: _Ctx, actions: tuple[ofp.Action, ...], is_last: bool) -> None:
+    if not actions:
+        ctx.note("drop", 4)
+        return
+    for i, action in enumerate(actions):
+        if ctx.stopped:
+            return
+        last = is_last and i == len(actions) - 1
+        ctx.note(_format_action(action), 4)
+        _do_action(ctx, action, last)
+
+
+def _do_action(ctx: _Ctx, action: ofp.Action, last: bool) -> None:
+    flow = ctx.flow
+    if isinstance(action, ofp.Output):
+        _output(ctx, action.port, last)
+    elif isinstance(action, ofp.OutputReg):
+        _output(ctx, _read_ref(ctx, action.src), last)
+    elif isinstance(action, ofp.Resubmit):
+        _resubmit(ctx, action, last)
+    elif isinstance(action, ofp.GotoTable):
+        _resubmit(ctx, ofp.Resubmit(None, action.table), last)
+    elif isinstance(action, ofp.SetVlanVid | ofp.SetVlanPcp):
+        _set_vlan(ctx, action)
+    elif isinstance(action, ofp.StripVlan):
+        ctx.consult(VLAN_CFI << FIELDS["vlan_tci"].shift)
+        if flow.vlan_tci & VLAN_CFI:
+            flow.vlan_tpid, flow.vlan_tci = flow.vlan_tpid1, flow.vlan_tci1
+            flow.vlan_tpid1 = flow.vlan_tci1 = 0
+            ctx.overwrite(_VLAN_MASK)
+    elif isinstance(action, ofp.PushVlan):
+        flow.vlan_tpid1, flow.vlan_tci1 = flow.vlan_tpid, flow.vlan_tci
+        flow.vlan_tpid, flow.vlan_tci = action.ethertype, VLAN_CFI
+        ctx.overwrite(_VLAN_MASK)
+    elif isinstance(action, ofp.SetField):
+        _set_meta(ctx, action.field, action.value, action.mask)
+    elif isinstance(action, ofp.RegLoad):
+        _write_ref(ctx, action.dst, action.value)
+    elif isinstance(action, ofp.RegMove):
+        _write_ref(ctx, action.dst, _read_ref(ctx, action.src))
+    elif isinstance(action, ofp.DecTtl):
+        _dec_ttl(ctx)
+    elif isinstance(action, ofp.SetTunnel):
+        flow.tun_id = action.tun_id
+        ctx.overwrite(FIELDS["tun_id"].mask)
+    elif isinstance(action, ofp.Controller):
+        ctx.note("-> pyvswitch has no controller connection yet: not sent", 5)
+    # Note does nothing.
+
+
+# -- fields --------------------------------------------------------------------------
+
+
+def _meta_bits(name: str) -> tuple[str, int, int]:
+    meta = META_FIELDS[name]
+    return meta.storage, meta.shift, meta.bits
+
+
+def _set_meta(ctx: _Ctx, name: str, value: int, mask: int) -> None:
+    meta = META_FIELDS[name]
+    if meta.kind == "vid":
+        _set_vlan(ctx, ofp.SetVlanVid(value & 0xFFF, push_if_missing=False))
+        return
+    if meta.kind == "pcp":
+        _set_vlan(ctx, ofp.SetVlanPcp(value & 7, push_if_missing=False))
+        return
+    storage, shift, bits = meta.storage, meta.shift, meta.bits
+    fld = FIELDS[storage]
+    full = (1 << bits) - 1
+    if name == "nw_tos":
+        # nw_tos is the DSCP part of the ToS byte: writing it keeps the ECN bits.
+        full = 0xFC
+    mask &= full
+    old = getattr(ctx.flow, storage)
+    bit_mask = mask << shift
+    setattr(ctx.flow, storage, (old & ~bit_mask) | ((value & mask) << shift))
+    ctx.overwrite(bit_mask << fld.shift)
+
+
+def _ref_bits(ref: ofp.FieldRef) -> tuple[str, int, int]:
+    """Storage field, the shift of the reference's bits in it, and their mask there.
+
+    The mask is cut to the field's width: OpenFlow names some fields wider
+    than the key stores them (arp_op is 16 bits in NXM, 8 in the key), and a
+    write must not spill into the next field.
+    """
+    storage, shift, width = _meta_bits(ref.field)
+    bits = (((1 << ref.n_bits) - 1) << ref.ofs) & ((1 << width) - 1)
+    return storage, shift + ref.ofs, bits << shift
+
+
+def _read_ref(ctx: _Ctx, ref: ofp.FieldRef) -> int:
+    storage, at, bits = _ref_bits(ref)
+    fld = FIELDS[storage]
+    ctx.consult(bits << fld.shift)
+    value: int = getattr(ctx.flow, storage)
+    return (value & bits) >> at
+
+
+def _write_ref(ctx: _Ctx, ref: ofp.FieldRef, value: int) -> None:
+    storage, at, bits = _ref_bits(ref)
+    fld = FIELDS[storage]
+    old = getattr(ctx.flow, storage)
+    setattr(ctx.flow, storage, (old & ~bits) | ((value << at) & bits))
+    ctx.overwrite(bits << fld.shift)
+
+
+def _set_vlan(ctx: _Ctx, action: ofp.SetVlanVid | ofp.SetVlanPcp) -> None:
+    flow = ctx.flow
+    ctx.consult(VLAN_CFI << FIELDS["vlan_tci"].shift)
+    if not flow.vlan_tci & VLAN_CFI:
+        if not action.push_if_missing:
+            return
+        flow.vlan_tpid1, flow.vlan_tci1 = flow.vlan_tpid, flow.vlan_tci
+        flow.vlan_tpid, flow.vlan_tci = 0x8100, VLAN_CFI
+    if isinstance(action, ofp.SetVlanVid):
+        flow.vlan_tci = (flow.vlan_tci & ~0x0FFF) | (action.vid & 0x0FFF)
+    else:
+        flow.vlan_tci = (flow.vlan_tci & 0x1FFF) | ((action.pcp & 7) << 13)
+    ctx.overwrite(_VLAN_MASK)
+
+
+def _dec_ttl(ctx: _Ctx) -> None:
+    flow = ctx.flow
+    ctx.consult_field("dl_type")
+    if flow.dl_type not in (0x0800, 0x86DD):
+        return
+    ctx.consult_field("nw_ttl")
+    if flow.nw_ttl <= 1:
+        ctx.note("-> TTL exceeded: dropping the packet", 5)
+        ctx.stopped = True
+        return
+    flow.nw_ttl -= 1
+    ctx.overwrite(FIELDS["nw_ttl"].mask)
+
+
+# -- resubmit -------------------------------------------------------------------------
+
+
+def _resubmit(ctx: _Ctx, action: ofp.Resubmit, last: bool) -> None:
+    ctx.resubmits += 1
+    if ctx.resubmits > MAX_RESUBMITS:
+        ctx.note("Translation failed (Too many resubmits)")
+        raise XlateError("Too many resubmits")
+    table = ctx.table_id if action.table is None else action.table
+    in_port = ctx.flow.in_port if action.in_port in (None, ofp.OFPP_IN_PORT) else action.in_port
+    if not last:
+        ctx.indent += 4
+    try:
+        _lookup_and_run(ctx, table, in_port, last)
+    finally:
+        if not last:
+            ctx.indent -= 4
+
+
+# -- output ---------------------------------------------------------------------------
+
+
+def _output(ctx: _Ctx, port: int, last: bool) -> None:
+    bridge = ctx.bridge
+    in_port = ctx.flow.in_port
+    if port == ofp.OFPP_NORMAL:
+        _normal(ctx, last)
+    elif port in (ofp.OFPP_FLOOD, ofp.OFPP_ALL):
+        for p in sorted(bridge.ports):
+            if p != in_port:
+                _output_port(ctx, bridge.ports[p], last=False)
+    elif port == ofp.OFPP_IN_PORT:
+        if in_port in bridge.ports:
+            _output_port(ctx, bridge.ports[in_port], last)
+    elif port == ofp.OFPP_CONTROLLER:
+        ctx.note("-> pyvswitch has no controller connection yet: not sent", 5)
+    elif port in (ofp.OFPP_TABLE, ofp.OFPP_NONE):
+        ctx.note(f"-> output to {port:#x} is not supported here", 5)
+    elif port == in_port:
+        ctx.note("-> skipping output to input port", 5)
+    elif port not in bridge.ports:
+        ctx.note(f"-> output to nonexistent port {port}", 5)
+    else:
+        _output_port(ctx, bridge.ports[port], last)
+
+
+def _output_port(ctx: _Ctx, port: OfPort, last: bool) -> None:
+    if port.odp_port is None:
+        _patch_output(ctx, port, last)
+        return
+    _commit(ctx)
+    sent = (port.odp_port, _key(ctx.base))
+    if sent in ctx.sent:
+        ctx.note(f"-> not sending the same packet out of {port.name} twice", 5)
+        return
+    ctx.sent.add(sent)
+    ctx.odp.append(OdpOutput(port.odp_port))
+
+
+def _patch_output(ctx: _Ctx, port: OfPort, last: bool) -> None:
+    ofproto = ctx.ofproto
+    found = ofproto.find_port(port.peer) if port.peer else None
+    if found is None:
+        ctx.note(f"-> patch port {port.name} has no peer: dropping", 5)
+        return
+    peer_bridge, peer = found
+    entry = (peer_bridge.name, peer.ofport)
+    if entry in ctx.entered:
+        ctx.note(
+            f"-> patch loop: {peer_bridge.name} was already entered by {peer.name}, "
+            "not crossing again",
+            5,
+        )
+        return
+    ctx.entered.add(entry)
+    ctx.sinks += [PatchTx(port.counters), PatchRx(peer.counters)]
+    flow = ctx.flow
+    saved_flow, saved_overwritten = flow.copy(), ctx.overwritten
+    saved_bridge, saved_table, saved_indent = ctx.bridge, ctx.table_id, ctx.indent
+    flow.in_port = peer.ofport
+    flow.metadata = 0
+    for i in range(16):
+        setattr(flow, f"reg{i}", 0)
+    ctx.overwrite(_METADATA_MASK | FIELDS["in_port"].mask)
+    ctx.bridge = peer_bridge
+    ctx.table_id = 0
+    if not last:
+        ctx.indent += 4
+    if ctx.trace is not None:
+        ctx.trace.append("")
+        ctx.note(f'bridge("{peer_bridge.name}")')
+        ctx.note("-------------")
+    try:
+        _lookup_and_run(ctx, 0, peer.ofport, last)
+    finally:
+        # The peer's view ends here: the original bridge sees its own flow
+        # again. The packet itself keeps what the peer committed; the next
+        # commit in this bridge undoes what must not leak.
+        ctx.flow = saved_flow
+        ctx.overwritten = saved_overwritten
+        ctx.bridge, ctx.table_id, ctx.indent = saved_bridge, saved_table, saved_indent
+        ctx.stopped = False
+
+
+def _commit(ctx: _Ctx) -> None:
+    """Emit the datapath actions that make the packet look like ``ctx.flow``."""
+    flow, base = ctx.flow, ctx.base
+    vlan_over = ctx.overwritten & _VLAN_MASK
+    if vlan_over:
+        ctx.wc |= _VLAN_MASK
+        _commit_vlan(ctx)
+    for name in _SET_FIELDS:
+        fld = FIELDS[name]
+        over = ctx.overwritten & fld.mask
+        if not over:
+            continue
+        ctx.wc |= fld.mask
+        value = getattr(flow, name)
+        old = getattr(base, name)
+        if old == value:
+            continue
+        header = _header(flow, name)
+        if name == "nw_tos":
+            # DSCP and ECN are set separately (mod_nw_tos, mod_nw_ecn): only
+            # the bits an action wrote are set, as OVS's masked set does.
+            bits = over >> fld.shift
+            ctx.odp.append(OdpSetMasked(name, value & bits, bits, header))
+            setattr(base, name, (old & ~bits) | (value & bits))
+        else:
+            ctx.odp.append(OdpSetField(name, value, header))
+            setattr(base, name, value)
+
+
+def _header(flow: Flow, field_name: str) -> str:
+    """The datapath header a set action on ``field_name`` writes, by packet type."""
+    if field_name in ("dl_src", "dl_dst"):
+        return "eth"
+    if field_name in ("tp_src", "tp_dst"):
+        return {6: "tcp", 17: "udp", 132: "sctp", 1: "icmp", 58: "icmpv6"}.get(flow.nw_proto, "")
+    return "ipv6" if flow.dl_type == 0x86DD else "ipv4"
+
+
+def _tags(flow: Flow) -> list[tuple[int, int]]:
+    tags = []
+    for tpid, tci in ((flow.vlan_tpid, flow.vlan_tci), (flow.vlan_tpid1, flow.vlan_tci1)):
+        if not tci & VLAN_CFI:
+            break
+        tags.append((tpid, tci))
+    return tags
+
+
+def _commit_vlan(ctx: _Ctx) -> None:
+    have, want = _tags(ctx.base), _tags(ctx.flow)
+    if have == want:
+        return
+    # Keep the innermost tags both agree on; pop the rest, push what is wanted.
+    keep = 0
+    while (
+        keep < len(have)
+        and keep < len(want)
+        and have[len(have) - 1 - keep] == want[len(want) - 1 - keep]
+    ):
+        keep += 1
+    for _ in range(len(have) - keep):
+        ctx.odp.append(OdpPopVlan())
+    for tpid, tci in reversed(want[: len(want) - keep]):
+        ctx.odp.append(OdpPushVlan(tci & 0x0FFF, tci >> 13, tpid or 0x8100))
+    base = ctx.base
+    for name in _VLAN_FIELDS:
+        setattr(base, name, getattr(ctx.flow, name))
+
+
+# -- NORMAL ---------------------------------------------------------------------------
+
+
+def _input_vlan(ctx: _Ctx, port: OfPort) -> int | None:
+    """The VLAN a frame belongs to on input, or None when the port must drop it."""
+    flow = ctx.flow
+    ctx.consult((0x0FFF | VLAN_CFI) << FIELDS["vlan_tci"].shift)
+    vid = flow.vlan_tci & 0x0FFF if flow.vlan_tci & VLAN_CFI else 0
+    mode = port.mode()
+    if mode == "access":
+        if vid:
+            ctx.note(
+                f"-> dropping VLAN {vid} tagged packet received on port {port.name} "
+                f"configured as VLAN {port.tag or 0} access port",
+                5,
+            )
+            return None
+        return port.tag or 0
+    if not vid and mode in ("native-tagged", "native-untagged"):
+        return port.tag or 0
+    if not port.carries(vid):
+        ctx.note(
+            f"-> dropping VLAN {vid} packet received on port {port.name} not "
+            f"configured for trunking VLAN {vid}",
+            5,
+        )
+        return None
+    return vid
+
+
+def _normal(ctx: _Ctx, last: bool) -> None:
+    bridge, flow = ctx.bridge, ctx.flow
+    in_port = bridge.ports.get(flow.in_port)
+    if in_port is None:
+        ctx.note("-> no input port: dropping", 5)
+        return
+    vlan = _input_vlan(ctx, in_port)
+    if vlan is None:
+        return
+    ctx.consult_field("dl_src")
+    ctx.consult_field("dl_dst")
+    src, dst = flow.dl_src, flow.dl_dst
+    if (
+        ctx.may_learn
+        and not src >> 40 & 1
+        and bridge.macs.learn(src, vlan, in_port.ofport, ctx.now)
+    ):
+        # Flows that looked this MAC up (flooding because it was unknown, or
+        # sending it to where it was) are now stale.
+        ctx.ofproto.dirty_tags.add(mac_tag(bridge, vlan, src))
+    if not src >> 40 & 1:
+        ctx.sinks.append(_MacRefresh(bridge, src, vlan, in_port.ofport, ctx.ofproto.dirty_tags))
+    out = None
+    if not dst >> 40 & 1:
+        ctx.tags.add(mac_tag(bridge, vlan, dst))
+        out = bridge.macs.lookup(dst, vlan, ctx.now)
+    if out is None:
+        ctx.note("-> no learned MAC for destination, flooding", 5)
+        for p in sorted(bridge.ports):
+            port = bridge.ports[p]
+            if p != in_port.ofport and port.carries(vlan):
+                _normal_output(ctx, port, vlan)
+        return
+    if out == in_port.ofport:
+        ctx.note("-> learned port is input port, dropping", 5)
+        return
+    learned = bridge.ports.get(out)
+    if learned is None:
+        return
+    ctx.note("-> forwarding to learned port", 5)
+    _normal_output(ctx, learned, vlan, last)
+
+
+def _normal_output(ctx: _Ctx, port: OfPort, vlan: int, last: bool = False) -> None:
+    """Output in ``vlan`` to ``port``, tagged or not as the port's mode says."""
+    flow = ctx.flow
+    saved = tuple(getattr(flow, n) for n in _VLAN_FIELDS)
+    saved_over = ctx.overwritten
+    mode = port.mode()
+    tagged = vlan != 0 and not (
+        mode == "access" or (mode == "native-untagged" and vlan == (port.tag or 0))
+    )
+    if mode == "native-tagged" and vlan == (port.tag or 0):
+        tagged = True
+    pcp = flow.vlan_tci & 0xE000 if flow.vlan_tci & VLAN_CFI else 0
+    if tagged:
+        if not flow.vlan_tci & VLAN_CFI:
+            flow.vlan_tpid1, flow.vlan_tci1 = 0, 0
+            flow.vlan_tpid = 0x8100
+        flow.vlan_tci = VLAN_CFI | pcp | vlan
+    elif flow.vlan_tci & VLAN_CFI:
+        flow.vlan_tpid, flow.vlan_tci = flow.vlan_tpid1, flow.vlan_tci1
+        flow.vlan_tpid1 = flow.vlan_tci1 = 0
+    if tuple(getattr(flow, n) for n in _VLAN_FIELDS) != saved:
+        ctx.overwrite(_VLAN_MASK)
+    _output_port(ctx, port, last)
+    for name, value in zip(_VLAN_FIELDS, saved, strict=True):
+        setattr(flow, name, value)
+    ctx.overwritten = saved_over
+
+
+def mac_tag(bridge: Bridge, vlan: int, mac: int) -> tuple[str, str, int, int]:
+    """The revalidation tag of a MAC table entry."""
+    return ("mac", bridge.name, vlan, mac)
+
+
+class _MacRefresh:
+    """Keeps a learned MAC alive while a megaflow forwards its traffic from the cache.
+
+    It also learns, as OVS's xlate cache does: a MAC that moved elsewhere and
+    came back is seen only through a cached flow, and that news must reach
+    the flows that depend on it.
+    """
+
+    __slots__ = ("bridge", "dirty", "mac", "port", "vlan")
+
+    def __init__(self, bridge: Bridge, mac: int, vlan: int, port: int, dirty: set[object]) -> None:
+        self.bridge, self.mac, self.vlan, self.port = bridge, mac, vlan, port
+        self.dirty = dirty
+
+    def account(self, packets: int, nbytes: int, now: float) -> None:  # noqa: ARG002
+        if self.bridge.macs.learn(self.mac, self.vlan, self.port, now):
+            self.dirty.add(mac_tag(self.bridge, self.vlan, self.mac))
+
+
+def megaflow_text(mask: int, key: int) -> str:
+    """The ``Megaflow:`` line's match."""
+    return format_match(Match.exact(key, mask), megaflow=True)
