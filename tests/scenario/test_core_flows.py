@@ -137,3 +137,83 @@ def test_output_list() -> None:
     key = extract_key(ping(MAC_A, MAC_B), ports["p1"])
     result = ofp._translate(key, 0.0, may_learn=False)
     assert result.actions == (OdpOutput(ports["p2"]), OdpOutput(ports["p3"]))
+
+
+@pytest.mark.parametrize(
+    ("mode", "vlan", "tagged_out"),
+    [
+        ("native-untagged", 10, False),  # the native VLAN leaves untagged
+        ("native-tagged", 10, True),  # ... or tagged, as the mode says
+        ("native-untagged", 20, True),  # other VLANs always leave tagged
+        ("native-tagged", 20, True),
+    ],
+)
+def test_native_vlan_modes(mode: str, vlan: int, tagged_out: bool) -> None:
+    ofp = switch()
+    ofp.add_bridge("br0")
+    native = ofp.add_port("br0", "n", "dummy", 1, tag=10, trunks=(10, 20), vlan_mode=mode)
+    access = ofp.add_port("br0", "a", "dummy", 2, tag=vlan).odp_port
+    assert native.odp_port
+    assert access
+    out = ofp.receive(access, [ping(MAC_A, MAC_B)], 0.0)
+    sent = Ether(out[native.odp_port][0])
+    assert (Dot1Q in sent) == tagged_out
+    if tagged_out:
+        assert sent[Dot1Q].vlan == vlan
+
+
+def test_native_port_puts_untagged_input_in_its_native_vlan() -> None:
+    ofp = switch()
+    ofp.add_bridge("br0")
+    native = ofp.add_port("br0", "n", "dummy", 1, tag=10, vlan_mode="native-untagged").odp_port
+    access10 = ofp.add_port("br0", "a10", "dummy", 2, tag=10).odp_port
+    access20 = ofp.add_port("br0", "a20", "dummy", 3, tag=20).odp_port
+    assert native
+    assert access10
+    assert access20
+    local = ofp.bridges["br0"].ports[0xFFFE].odp_port
+    out = ofp.receive(native, [ping(MAC_A, MAC_B)], 0.0)
+    # Flooded in VLAN 10: the VLAN 10 access port and the bridge's own port.
+    assert set(out) == {access10, local}
+    assert Dot1Q not in Ether(out[access10][0])
+    assert Ether(out[local][0])[Dot1Q].vlan == 10
+
+
+def test_loose_and_strict_delete_and_modify() -> None:
+    ofp, _ = one_bridge()
+    add_flow(ofp, "br0", "priority=10,in_port=1,icmp,actions=output:2")
+    add_flow(ofp, "br0", "priority=20,in_port=1,icmp,actions=output:3")
+    add_flow(ofp, "br0", "priority=10,in_port=2,actions=output:1")
+    from pyvswitch.flow.ofp_text import parse_match
+    from pyvswitch.ofproto.actions import Output
+
+    # Strict: exactly this match and priority.
+    assert (
+        ofp.mod_flows(
+            "br0", parse_match("in_port=1,icmp")[0], (Output(1),), priority=10, strict=True
+        )
+        == 1
+    )
+    rules = {(r.priority, r.actions) for r in ofp.bridges["br0"].rules()}
+    assert (10, (Output(1),)) in rules
+    assert (20, (Output(3),)) in rules
+    # Loose: every rule at least as specific as in_port=1.
+    assert ofp.del_flows("br0", parse_match("in_port=1")[0]) == 2
+    assert [r.match for r in ofp.bridges["br0"].rules()] == [parse_match("in_port=2")[0]]
+    # Strict with a priority that does not exist deletes nothing.
+    assert ofp.del_flows("br0", parse_match("in_port=2")[0], priority=99, strict=True) == 0
+
+
+def test_rule_timeouts_expire_in_run() -> None:
+    ofp, ports = one_bridge()
+    from pyvswitch.flow.match import Match
+    from pyvswitch.ofproto.actions import Output
+
+    ofp.add_flow("br0", Match(), (Output(2),), priority=1, hard_timeout=5, now=0.0)
+    ofp.add_flow("br0", Match(), (Output(3),), priority=0, idle_timeout=2, now=0.0)
+    ofp.receive(ports["p1"], [ping(MAC_A, MAC_B)], 1.0)
+    ofp.run(3.0)  # the idle one was never used: gone; the hard one stays
+    assert [r.priority for r in ofp.bridges["br0"].rules()] == [1]
+    ofp.run(5.0)
+    assert ofp.bridges["br0"].rules() == []
+    assert ofp.receive(ports["p1"], [ping(MAC_A, MAC_B)], 5.1) == {}

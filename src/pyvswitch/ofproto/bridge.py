@@ -91,6 +91,8 @@ class Bridge:
             raise ValueError(f"{name}: fail_mode must be standalone or secure, not {fail_mode!r}")
         self.name = name
         self.fail_mode = fail_mode
+        # Ports in the order they were added: flooding visits them in this
+        # order, as Open vSwitch visits its bundles (the bridge's own port first).
         self.ports: dict[int, OfPort] = {}
         self.tables = [Table(i) for i in range(N_TABLES)]
         self.macs = MacTable()

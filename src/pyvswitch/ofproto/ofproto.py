@@ -278,7 +278,13 @@ class Ofproto:
 
     def trace(self, odp_key: int, now: float = 0.0) -> str:
         """``ofproto/trace`` for a datapath key: what would happen, in OVS's format."""
+        from pyvswitch.flow.layout import FIELDS  # noqa: PLC0415
+
         result = self._translate(odp_key, now, may_learn=False, tracing=True)
+        found = self._odp_to_port.get(FIELDS["in_port"].get(odp_key))
+        of_key = odp_key
+        if found is not None:
+            of_key = (odp_key & ~FIELDS["in_port"].mask) | FIELDS["in_port"].put(found[1].ofport)
         lines = list(result.trace)
         if result.error and not lines:
             return result.error
@@ -290,7 +296,7 @@ class Ofproto:
         lines += [
             "",
             f"Final flow: {'unchanged' if final == first else final}",
-            f"Megaflow: {megaflow_text(result.mask, result.flow.to_key())}",
+            f"Megaflow: {megaflow_text(result.mask, of_key)}",
             f"Datapath actions: {format_odp_actions(result.actions)}",
         ]
         if result.error:

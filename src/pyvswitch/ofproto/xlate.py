@@ -74,7 +74,12 @@ _SET_FIELDS = (
 )
 # Fields that exist only inside translation; they never narrow a megaflow.
 _METADATA_MASK = FIELDS["metadata"].mask | sum(FIELDS[f"reg{i}"].mask for i in range(16))
-_ALWAYS = FIELDS["in_port"].mask | FIELDS["dl_type"].mask
+# What every megaflow matches, as in OVS: the input port and the ethertype.
+# The datapath sees a tagged frame's TPID as its outer ethertype, so matching
+# the ethertype exactly also fixes which VLAN tags are present: the TPID
+# fields stand for that here (and are not printed, as OVS prints nothing).
+_PRESENCE = FIELDS["vlan_tpid"].mask | FIELDS["vlan_tpid1"].mask
+_ALWAYS = FIELDS["in_port"].mask | FIELDS["dl_type"].mask | _PRESENCE
 
 
 class XlateError(Exception):
@@ -114,6 +119,10 @@ class _Ctx:
         self.bridge = bridge
         self.flow = flow
         self.base = flow.copy()
+        self.packet = flow.copy()  # the packet as it arrived, never changed
+        # Fields an earlier commit changed in the packet: they may differ from
+        # the flow again (another port's view) even if no action touched them.
+        self.committed = 0
         self.now = now
         self.may_learn = may_learn
         self.wc = _ALWAYS
@@ -124,7 +133,10 @@ class _Ctx:
         self.resubmits = 0
         self.table_id = 0
         self.trace: list[str] | None = [] if tracing else None
-        self.indent = 0
+        # Columns of the current table's lines and of its actions, laid out as
+        # Open vSwitch's trace lays them out (see _resubmit, _patch_output).
+        self.line_col = 0
+        self.act_col = 4
         self.entered: set[tuple[str, int]] = set()
         self.sent: set[tuple[int, int]] = set()
         self.tags: set[object] = set()
@@ -144,9 +156,21 @@ class _Ctx:
 
     # -- tracing -----------------------------------------------------------------
 
-    def note(self, text: str, extra: int = 0) -> None:
+    def _put(self, col: int, text: str) -> None:
         if self.trace is not None:
-            self.trace.append(" " * (self.indent + extra) + text)
+            self.trace.append(" " * col + text)
+
+    def rule_line(self, text: str) -> None:
+        """A table line (``" 0. match, priority N"``) or a bridge header."""
+        self._put(self.line_col, text)
+
+    def action_line(self, text: str) -> None:
+        """An action of the current rule."""
+        self._put(self.act_col, text)
+
+    def detail(self, text: str) -> None:
+        """What an action did (``-> ...``)."""
+        self._put(self.act_col + 1, text)
 
 
 def _key(flow: Flow) -> int:
@@ -177,7 +201,7 @@ def translate(
             f"Flow: {format_flow(flow)}",
             "",
             f'bridge("{bridge.name}")',
-            "-------------",
+            "-" * len(f'bridge("{bridge.name}")'),
         ]
     try:
         _lookup_and_run(ctx, 0, flow.in_port)
@@ -200,7 +224,7 @@ def _lookup_and_run(ctx: _Ctx, table_id: int, in_port: int, is_last: bool = True
     """Look ``ctx.flow`` up in ``table_id`` (as if from ``in_port``) and run the rule."""
     ctx.depth += 1
     if ctx.depth > MAX_DEPTH:
-        ctx.note("Translation failed (Recursion too deep)")
+        ctx.rule_line("Translation failed (Recursion too deep)")
         raise XlateError("Recursion too deep")
     try:
         saved_port = ctx.flow.in_port
@@ -210,13 +234,13 @@ def _lookup_and_run(ctx: _Ctx, table_id: int, in_port: int, is_last: bool = True
         ctx.flow.in_port = saved_port
         ctx.consult(consulted)
         if rule is None:
-            ctx.note(f"{table_id:2d}. No match.")
-            ctx.note("drop", 4)
+            ctx.rule_line(f"{table_id:2d}. No match.")
+            ctx.action_line("drop")
             return
         prio = f"priority {rule.priority}"
         match = format_match(rule.match)
         cookie = f", cookie {rule.cookie:#x}" if rule.cookie else ""
-        ctx.note(f"{table_id:2d}. {match + ', ' if match else ''}{prio}{cookie}")
+        ctx.rule_line(f"{table_id:2d}. {match + ', ' if match else ''}{prio}{cookie}")
         ctx.sinks.append(rule)
         rule_table = ctx.table_id
         ctx.table_id = table_id
@@ -237,13 +261,13 @@ def _format_action(action: ofp.Action) -> str:
 
 def _run_actions(ctx: _Ctx, actions: tuple[ofp.Action, ...], is_last: bool) -> None:
     if not actions:
-        ctx.note("drop", 4)
+        ctx.action_line("drop")
         return
     for i, action in enumerate(actions):
         if ctx.stopped:
             return
         last = is_last and i == len(actions) - 1
-        ctx.note(_format_action(action), 4)
+        ctx.action_line(_format_action(action))
         _do_action(ctx, action, last)
 
 
@@ -260,7 +284,6 @@ def _do_action(ctx: _Ctx, action: ofp.Action, last: bool) -> None:
     elif isinstance(action, ofp.SetVlanVid | ofp.SetVlanPcp):
         _set_vlan(ctx, action)
     elif isinstance(action, ofp.StripVlan):
-        ctx.consult(VLAN_CFI << FIELDS["vlan_tci"].shift)
         if flow.vlan_tci & VLAN_CFI:
             flow.vlan_tpid, flow.vlan_tci = flow.vlan_tpid1, flow.vlan_tci1
             flow.vlan_tpid1 = flow.vlan_tci1 = 0
@@ -281,7 +304,7 @@ def _do_action(ctx: _Ctx, action: ofp.Action, last: bool) -> None:
         flow.tun_id = action.tun_id
         ctx.overwrite(FIELDS["tun_id"].mask)
     elif isinstance(action, ofp.Controller):
-        ctx.note("-> pyvswitch has no controller connection yet: not sent", 5)
+        ctx.detail("-> pyvswitch has no controller connection yet: not sent")
     # Note does nothing.
 
 
@@ -344,7 +367,6 @@ def _write_ref(ctx: _Ctx, ref: ofp.FieldRef, value: int) -> None:
 
 def _set_vlan(ctx: _Ctx, action: ofp.SetVlanVid | ofp.SetVlanPcp) -> None:
     flow = ctx.flow
-    ctx.consult(VLAN_CFI << FIELDS["vlan_tci"].shift)
     if not flow.vlan_tci & VLAN_CFI:
         if not action.push_if_missing:
             return
@@ -364,7 +386,7 @@ def _dec_ttl(ctx: _Ctx) -> None:
         return
     ctx.consult_field("nw_ttl")
     if flow.nw_ttl <= 1:
-        ctx.note("-> TTL exceeded: dropping the packet", 5)
+        ctx.detail("-> TTL exceeded: dropping the packet")
         ctx.stopped = True
         return
     flow.nw_ttl -= 1
@@ -377,17 +399,20 @@ def _dec_ttl(ctx: _Ctx) -> None:
 def _resubmit(ctx: _Ctx, action: ofp.Resubmit, last: bool) -> None:
     ctx.resubmits += 1
     if ctx.resubmits > MAX_RESUBMITS:
-        ctx.note("Translation failed (Too many resubmits)")
+        ctx.rule_line("Translation failed (Too many resubmits)")
         raise XlateError("Too many resubmits")
     table = ctx.table_id if action.table is None else action.table
     in_port = ctx.flow.in_port if action.in_port in (None, ofp.OFPP_IN_PORT) else action.in_port
+    saved = ctx.line_col, ctx.act_col
     if not last:
-        ctx.indent += 4
+        # A nested lookup: its table line under the resubmit, its actions
+        # eight columns further in. A resubmit that is the last action is a
+        # tail call: the next table prints where this one did.
+        ctx.line_col, ctx.act_col = ctx.act_col, ctx.act_col + 8
     try:
         _lookup_and_run(ctx, table, in_port, last)
     finally:
-        if not last:
-            ctx.indent -= 4
+        ctx.line_col, ctx.act_col = saved
 
 
 # -- output ---------------------------------------------------------------------------
@@ -399,20 +424,20 @@ def _output(ctx: _Ctx, port: int, last: bool) -> None:
     if port == ofp.OFPP_NORMAL:
         _normal(ctx, last)
     elif port in (ofp.OFPP_FLOOD, ofp.OFPP_ALL):
-        for p in sorted(bridge.ports):
+        for p in list(bridge.ports):
             if p != in_port:
                 _output_port(ctx, bridge.ports[p], last=False)
     elif port == ofp.OFPP_IN_PORT:
         if in_port in bridge.ports:
             _output_port(ctx, bridge.ports[in_port], last)
     elif port == ofp.OFPP_CONTROLLER:
-        ctx.note("-> pyvswitch has no controller connection yet: not sent", 5)
+        ctx.detail("-> pyvswitch has no controller connection yet: not sent")
     elif port in (ofp.OFPP_TABLE, ofp.OFPP_NONE):
-        ctx.note(f"-> output to {port:#x} is not supported here", 5)
+        ctx.detail(f"-> output to {port:#x} is not supported here")
     elif port == in_port:
-        ctx.note("-> skipping output to input port", 5)
+        ctx.detail("-> skipping output to input port")
     elif port not in bridge.ports:
-        ctx.note(f"-> output to nonexistent port {port}", 5)
+        ctx.detail(f"-> output to nonexistent port {port}")
     else:
         _output_port(ctx, bridge.ports[port], last)
 
@@ -424,7 +449,7 @@ def _output_port(ctx: _Ctx, port: OfPort, last: bool) -> None:
     _commit(ctx)
     sent = (port.odp_port, _key(ctx.base))
     if sent in ctx.sent:
-        ctx.note(f"-> not sending the same packet out of {port.name} twice", 5)
+        ctx.detail(f"-> not sending the same packet out of {port.name} twice")
         return
     ctx.sent.add(sent)
     ctx.odp.append(OdpOutput(port.odp_port))
@@ -434,22 +459,22 @@ def _patch_output(ctx: _Ctx, port: OfPort, last: bool) -> None:
     ofproto = ctx.ofproto
     found = ofproto.find_port(port.peer) if port.peer else None
     if found is None:
-        ctx.note(f"-> patch port {port.name} has no peer: dropping", 5)
+        ctx.detail(f"-> patch port {port.name} has no peer: dropping")
         return
     peer_bridge, peer = found
     entry = (peer_bridge.name, peer.ofport)
     if entry in ctx.entered:
-        ctx.note(
+        ctx.detail(
             f"-> patch loop: {peer_bridge.name} was already entered by {peer.name}, "
-            "not crossing again",
-            5,
+            "not crossing again"
         )
         return
     ctx.entered.add(entry)
     ctx.sinks += [PatchTx(port.counters), PatchRx(peer.counters)]
     flow = ctx.flow
     saved_flow, saved_overwritten = flow.copy(), ctx.overwritten
-    saved_bridge, saved_table, saved_indent = ctx.bridge, ctx.table_id, ctx.indent
+    saved_bridge, saved_table = ctx.bridge, ctx.table_id
+    saved_cols = ctx.line_col, ctx.act_col
     flow.in_port = peer.ofport
     flow.metadata = 0
     for i in range(16):
@@ -457,12 +482,15 @@ def _patch_output(ctx: _Ctx, port: OfPort, last: bool) -> None:
     ctx.overwrite(_METADATA_MASK | FIELDS["in_port"].mask)
     ctx.bridge = peer_bridge
     ctx.table_id = 0
-    if not last:
-        ctx.indent += 4
+    header = f'bridge("{peer_bridge.name}")'
+    if last:
+        # The last action: the peer's section prints as a continuation.
+        header_col = ctx.line_col
+    else:
+        header_col = ctx.act_col
+        ctx.line_col, ctx.act_col = ctx.act_col + 4, ctx.act_col + 8
     if ctx.trace is not None:
-        ctx.trace.append("")
-        ctx.note(f'bridge("{peer_bridge.name}")')
-        ctx.note("-------------")
+        ctx.trace += ["", " " * header_col + header, " " * header_col + "-" * len(header)]
     try:
         _lookup_and_run(ctx, 0, peer.ofport, last)
     finally:
@@ -471,37 +499,46 @@ def _patch_output(ctx: _Ctx, port: OfPort, last: bool) -> None:
         # commit in this bridge undoes what must not leak.
         ctx.flow = saved_flow
         ctx.overwritten = saved_overwritten
-        ctx.bridge, ctx.table_id, ctx.indent = saved_bridge, saved_table, saved_indent
+        ctx.bridge, ctx.table_id = saved_bridge, saved_table
+        ctx.line_col, ctx.act_col = saved_cols
         ctx.stopped = False
 
 
 def _commit(ctx: _Ctx) -> None:
     """Emit the datapath actions that make the packet look like ``ctx.flow``."""
     flow, base = ctx.flow, ctx.base
-    vlan_over = ctx.overwritten & _VLAN_MASK
-    if vlan_over:
-        ctx.wc |= _VLAN_MASK
-        _commit_vlan(ctx)
+    if (ctx.overwritten | ctx.committed) & _VLAN_MASK:
+        # Which tags to pop depends on the packet's own tags (their presence
+        # is always matched; their contents are matched here).
+        for tpid, tci in (("vlan_tpid", "vlan_tci"), ("vlan_tpid1", "vlan_tci1")):
+            if getattr(ctx.packet, tpid):
+                ctx.wc |= FIELDS[tci].mask
+        if _commit_vlan(ctx):
+            ctx.committed |= _VLAN_MASK
     for name in _SET_FIELDS:
         fld = FIELDS[name]
         over = ctx.overwritten & fld.mask
-        if not over:
+        if not (over or ctx.committed & fld.mask):
             continue
         ctx.wc |= fld.mask
         value = getattr(flow, name)
         old = getattr(base, name)
         if old == value:
             continue
+        if name not in ("dl_src", "dl_dst"):
+            # A set action on an IP or L4 header depends on which header it is.
+            ctx.consult_field("nw_proto")
         header = _header(flow, name)
         if name == "nw_tos":
             # DSCP and ECN are set separately (mod_nw_tos, mod_nw_ecn): only
             # the bits an action wrote are set, as OVS's masked set does.
-            bits = over >> fld.shift
+            bits = (over >> fld.shift) or 0xFF
             ctx.odp.append(OdpSetMasked(name, value & bits, bits, header))
             setattr(base, name, (old & ~bits) | (value & bits))
         else:
             ctx.odp.append(OdpSetField(name, value, header))
             setattr(base, name, value)
+        ctx.committed |= fld.mask
 
 
 def _header(flow: Flow, field_name: str) -> str:
@@ -522,10 +559,11 @@ def _tags(flow: Flow) -> list[tuple[int, int]]:
     return tags
 
 
-def _commit_vlan(ctx: _Ctx) -> None:
+def _commit_vlan(ctx: _Ctx) -> bool:
+    """Push and pop tags until the packet's match the flow's; True if any action was needed."""
     have, want = _tags(ctx.base), _tags(ctx.flow)
     if have == want:
-        return
+        return False
     # Keep the innermost tags both agree on; pop the rest, push what is wanted.
     keep = 0
     while (
@@ -541,6 +579,7 @@ def _commit_vlan(ctx: _Ctx) -> None:
     base = ctx.base
     for name in _VLAN_FIELDS:
         setattr(base, name, getattr(ctx.flow, name))
+    return True
 
 
 # -- NORMAL ---------------------------------------------------------------------------
@@ -549,25 +588,26 @@ def _commit_vlan(ctx: _Ctx) -> None:
 def _input_vlan(ctx: _Ctx, port: OfPort) -> int | None:
     """The VLAN a frame belongs to on input, or None when the port must drop it."""
     flow = ctx.flow
-    ctx.consult((0x0FFF | VLAN_CFI) << FIELDS["vlan_tci"].shift)
-    vid = flow.vlan_tci & 0x0FFF if flow.vlan_tci & VLAN_CFI else 0
+    vid = 0
+    if flow.vlan_tci & VLAN_CFI:
+        # Whether there is a tag at all is already matched (_PRESENCE).
+        ctx.consult((0x0FFF | VLAN_CFI) << FIELDS["vlan_tci"].shift)
+        vid = flow.vlan_tci & 0x0FFF
     mode = port.mode()
     if mode == "access":
         if vid:
-            ctx.note(
+            ctx.detail(
                 f"-> dropping VLAN {vid} tagged packet received on port {port.name} "
-                f"configured as VLAN {port.tag or 0} access port",
-                5,
+                f"configured as VLAN {port.tag or 0} access port"
             )
             return None
         return port.tag or 0
     if not vid and mode in ("native-tagged", "native-untagged"):
         return port.tag or 0
     if not port.carries(vid):
-        ctx.note(
+        ctx.detail(
             f"-> dropping VLAN {vid} packet received on port {port.name} not "
-            f"configured for trunking VLAN {vid}",
-            5,
+            f"configured for trunking VLAN {vid}"
         )
         return None
     return vid
@@ -577,7 +617,7 @@ def _normal(ctx: _Ctx, last: bool) -> None:
     bridge, flow = ctx.bridge, ctx.flow
     in_port = bridge.ports.get(flow.in_port)
     if in_port is None:
-        ctx.note("-> no input port: dropping", 5)
+        ctx.detail("-> no input port: dropping")
         return
     vlan = _input_vlan(ctx, in_port)
     if vlan is None:
@@ -600,19 +640,19 @@ def _normal(ctx: _Ctx, last: bool) -> None:
         ctx.tags.add(mac_tag(bridge, vlan, dst))
         out = bridge.macs.lookup(dst, vlan, ctx.now)
     if out is None:
-        ctx.note("-> no learned MAC for destination, flooding", 5)
-        for p in sorted(bridge.ports):
+        ctx.detail("-> no learned MAC for destination, flooding")
+        for p in list(bridge.ports):
             port = bridge.ports[p]
             if p != in_port.ofport and port.carries(vlan):
                 _normal_output(ctx, port, vlan)
         return
     if out == in_port.ofport:
-        ctx.note("-> learned port is input port, dropping", 5)
+        ctx.detail("-> learned port is input port, dropping")
         return
     learned = bridge.ports.get(out)
     if learned is None:
         return
-    ctx.note("-> forwarding to learned port", 5)
+    ctx.detail("-> forwarding to learned port")
     _normal_output(ctx, learned, vlan, last)
 
 
@@ -669,5 +709,5 @@ class _MacRefresh:
 
 
 def megaflow_text(mask: int, key: int) -> str:
-    """The ``Megaflow:`` line's match."""
-    return format_match(Match.exact(key, mask), megaflow=True)
+    """The ``Megaflow:`` line's match, for the packet's original ``key``."""
+    return format_match(Match.exact(key, mask & ~_PRESENCE), megaflow=True)
