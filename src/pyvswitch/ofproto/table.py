@@ -13,11 +13,44 @@ import itertools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from pyvswitch.flow.layout import FIELDS
+
 if TYPE_CHECKING:
     from pyvswitch.flow.match import Match
     from pyvswitch.ofproto.actions import Action
 
 N_TABLES = 255
+
+
+def _stage_masks() -> tuple[int, ...]:
+    def union(names: list[str]) -> int:
+        return sum(FIELDS[n].mask for n in names)
+
+    metadata = union(
+        ["in_port", "metadata", "tun_id", "tun_src", "tun_dst", *(f"reg{i}" for i in range(16))]
+    )
+    l2 = union(["dl_src", "dl_dst", "vlan_tpid", "vlan_tci", "vlan_tpid1", "vlan_tci1", "dl_type"])
+    l3 = union(
+        [
+            "nw_src",
+            "nw_dst",
+            "ipv6_src",
+            "ipv6_dst",
+            "ipv6_label",
+            "nw_proto",
+            "nw_tos",
+            "nw_ttl",
+            "nw_frag",
+            "arp_sha",
+            "arp_tha",
+        ]
+    )
+    everything = sum(f.mask for f in FIELDS.values())
+    return (metadata, metadata | l2, metadata | l2 | l3, everything)
+
+
+#: Cumulative masks of the lookup stages (see Table.lookup).
+_STAGES = _stage_masks()
 OFP_DEFAULT_PRIORITY = 32768
 _SEQUENCE = itertools.count()
 
@@ -94,16 +127,23 @@ class Table:
     def lookup(self, key: int) -> tuple[Rule | None, int]:
         """The highest-priority rule matching ``key``, and the mask the lookup consulted.
 
-        The mask is the union of the masks of every rule examined: a packet
-        that agrees with ``key`` on those bits meets the same rules in the same
-        order, so it gets the same answer.
+        A packet that agrees with ``key`` on the consulted bits meets the same
+        rules with the same outcome, so it gets the same answer. As Open
+        vSwitch's staged lookup does, a rule that does not match is looked at
+        stage by stage (metadata, then L2, then L3, then L4) and only the
+        stages up to the first that differs are consulted: a rule for another
+        input port does not make the megaflow match its VLAN.
         """
         self.lookups += 1
         consulted = 0
         for rule in self.rules:
             match = rule.match
-            consulted |= match.mask
-            if key & match.mask == match.value:
+            for stage in _STAGES:
+                bits = match.mask & stage
+                consulted |= bits
+                if key & bits != match.value & bits:
+                    break
+            else:
                 self.matched += 1
                 return rule, consulted
         return None, consulted
