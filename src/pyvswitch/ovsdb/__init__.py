@@ -1,0 +1,1 @@
+"""The configuration database: OVSDB's schema, storage and transactions for pyvswitch."""
