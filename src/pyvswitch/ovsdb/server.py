@@ -27,11 +27,14 @@ import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyvswitch.ovsdb.database import Changes, Database
 from pyvswitch.ovsdb.journal import Journal, JournalError
 from pyvswitch.ovsdb.schema import DbSchema, load_vswitch_schema
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 log = logging.getLogger("pyvswitch.ovsdb")
 
@@ -88,6 +91,8 @@ class OvsdbServer:
         self.db = db
         self.journal = journal
         self.db_path = db_path
+        #: Called after every committed transaction (the daemon reconciles).
+        self.on_commit: Callable[[], None] | None = None
         self.compact_at = compact_at
         self.sessions: set[Session] = set()
         self._server: asyncio.base_events.Server | None = None
@@ -228,6 +233,8 @@ class OvsdbServer:
                     error = RpcError("I/O error", f"the database file could not be written: {exc}")
                     return [*results, error.to_json()]
             self._notify(changes)
+            if self.on_commit is not None:
+                self.on_commit()
         return results
 
     def _reload(self) -> None:

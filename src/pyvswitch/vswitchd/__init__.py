@@ -1,0 +1,1 @@
+"""The switch daemon: bridges and ports from the database, and control commands."""

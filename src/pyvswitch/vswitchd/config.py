@@ -1,0 +1,109 @@
+"""Reading the desired configuration out of the database.
+
+The daemon reconciles this inert description into devices, bridges and the
+datapath (see daemon.py). Keeping it plain data makes the diff obvious:
+what is in the database and not running is added, what runs and is no longer
+in the database is removed, deletions first, as Open vSwitch's
+``bridge_reconfigure()`` does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import uuid
+    from collections.abc import Mapping
+
+    from pyvswitch.ovsdb.database import Database
+
+
+@dataclass(frozen=True)
+class InterfaceConfig:
+    """One Interface row, as much of it as the daemon acts on."""
+
+    uuid: uuid.UUID
+    name: str
+    type: str
+    options: tuple[tuple[str, str], ...]
+    ofport_request: int | None
+
+
+@dataclass(frozen=True)
+class PortConfig:
+    """One Port row with its (first) interface."""
+
+    name: str
+    interface: InterfaceConfig
+    tag: int | None
+    trunks: tuple[int, ...]
+    vlan_mode: str | None
+
+
+@dataclass(frozen=True)
+class BridgeConfig:
+    """One Bridge row."""
+
+    name: str
+    datapath_type: str
+    fail_mode: str
+    ports: tuple[PortConfig, ...] = field(default=())
+
+
+def _scalar(datum: tuple[Any, ...]) -> Any:
+    return datum[0] if datum else None
+
+
+def read_config(db: Database) -> tuple[list[BridgeConfig], int]:
+    """The bridges the database asks for, and its ``next_cfg``."""
+    roots = list(db.rows("Open_vSwitch").values())
+    if not roots:
+        return [], 0
+    root = roots[0]
+    next_cfg = int(_scalar(root["next_cfg"]) or 0)
+    bridges_rows = db.rows("Bridge")
+    ports_rows = db.rows("Port")
+    iface_rows = db.rows("Interface")
+    bridges = []
+    for bridge_uuid in root["bridges"]:
+        row = bridges_rows.get(bridge_uuid)
+        if row is None:
+            continue
+        ports = []
+        for port_uuid in row["ports"]:
+            port = ports_rows.get(port_uuid)
+            if port is None or not port["interfaces"]:
+                continue
+            iface_uuid = min(port["interfaces"])
+            iface = iface_rows[iface_uuid]
+            request = _scalar(iface["ofport_request"])
+            ports.append(PortConfig(
+                name=str(_scalar(port["name"])),
+                interface=InterfaceConfig(
+                    uuid=iface_uuid,
+                    name=str(_scalar(iface["name"])),
+                    type=str(_scalar(iface["type"]) or ""),
+                    options=tuple(sorted(_pairs(iface["options"]))),
+                    ofport_request=int(request) if request is not None else None,
+                ),
+                tag=_opt_int(port["tag"]),
+                trunks=tuple(sorted(int(t) for t in port["trunks"])),
+                vlan_mode=_scalar(port["vlan_mode"]),
+            ))
+        bridges.append(BridgeConfig(
+            name=str(_scalar(row["name"])),
+            datapath_type=str(_scalar(row["datapath_type"]) or ""),
+            fail_mode=str(_scalar(row["fail_mode"]) or "standalone"),
+            ports=tuple(sorted(ports, key=lambda p: p.name)),
+        ))
+    return sorted(bridges, key=lambda b: b.name), next_cfg
+
+
+def _pairs(datum: Mapping[Any, Any] | tuple[Any, ...]) -> list[tuple[str, str]]:
+    return [(str(k), str(v)) for k, v in datum]
+
+
+def _opt_int(datum: tuple[Any, ...]) -> int | None:
+    value = _scalar(datum)
+    return None if value is None else int(value)
