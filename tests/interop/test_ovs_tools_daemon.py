@@ -18,8 +18,10 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.ovs
 
-PING = ("in_port(1),eth(src=50:54:00:00:00:05,dst=50:54:00:00:00:07),eth_type(0x0800),"
-        "ipv4(src=192.0.2.1,dst=192.0.2.2,proto=1,tos=0,ttl=64,frag=no),icmp(type=8,code=0)")
+PING = (
+    "in_port(1),eth(src=50:54:00:00:00:05,dst=50:54:00:00:00:07),eth_type(0x0800),"
+    "ipv4(src=192.0.2.1,dst=192.0.2.2,proto=1,tos=0,ttl=64,frag=no),icmp(type=8,code=0)"
+)
 
 
 @pytest.fixture
@@ -27,9 +29,11 @@ def daemon(tmp_path: Path) -> Iterator[Path]:
     missing = missing_programs()
     if missing:
         pytest.skip(f"Open vSwitch is not installed (missing {', '.join(missing)})")
-    proc = subprocess.Popen([sys.executable, "-m", "pyvswitch.vswitchd.daemon",
-                             "--rundir", str(tmp_path)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pyvswitch.vswitchd.daemon", "--rundir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 20
         while not (tmp_path / "pvs-vswitchd.ctl").exists():
@@ -47,15 +51,23 @@ def daemon(tmp_path: Path) -> Iterator[Path]:
 
 
 def vsctl(rundir: Path, *args: str) -> str:
-    return subprocess.run(["ovs-vsctl", "--timeout=20", f"--db=unix:{rundir / 'db.sock'}",
-                           *args], capture_output=True, text=True, check=True,
-                          timeout=30).stdout
+    return subprocess.run(
+        ["ovs-vsctl", "--timeout=20", f"--db=unix:{rundir / 'db.sock'}", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout
 
 
 def appctl(rundir: Path, *args: str) -> str:
-    return subprocess.run(["ovs-appctl", "--timeout=20", "-t",
-                           str(rundir / "pvs-vswitchd.ctl"), *args],
-                          capture_output=True, text=True, check=True, timeout=30).stdout
+    return subprocess.run(
+        ["ovs-appctl", "--timeout=20", "-t", str(rundir / "pvs-vswitchd.ctl"), *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout
 
 
 def test_ovs_tools_set_up_two_bridges_with_patch_ports(daemon: Path) -> None:
@@ -63,10 +75,30 @@ def test_ovs_tools_set_up_two_bridges_with_patch_ports(daemon: Path) -> None:
     vsctl(daemon, "add-br", "br1", "--", "set", "bridge", "br1", "datapath_type=dummy")
     vsctl(daemon, "add-port", "br0", "p1", "--", "set", "Interface", "p1", "ofport_request=1")
     vsctl(daemon, "add-port", "br1", "p2", "--", "set", "Interface", "p2", "ofport_request=2")
-    vsctl(daemon, "add-port", "br0", "patch0", "--", "set", "interface", "patch0", "type=patch",
-          "options:peer=patch1", "ofport_request=10",
-          "--", "add-port", "br1", "patch1", "--", "set", "interface", "patch1", "type=patch",
-          "options:peer=patch0", "ofport_request=20")
+    vsctl(
+        daemon,
+        "add-port",
+        "br0",
+        "patch0",
+        "--",
+        "set",
+        "interface",
+        "patch0",
+        "type=patch",
+        "options:peer=patch1",
+        "ofport_request=10",
+        "--",
+        "add-port",
+        "br1",
+        "patch1",
+        "--",
+        "set",
+        "interface",
+        "patch1",
+        "type=patch",
+        "options:peer=patch0",
+        "ofport_request=20",
+    )
     assert vsctl(daemon, "get", "Interface", "p1", "ofport").strip() == "1"
     assert vsctl(daemon, "get", "Interface", "br0", "ofport").strip() == "65534"
     assert appctl(daemon, "dpif/show") == (
@@ -95,6 +127,7 @@ def test_a_bad_interface_gets_an_error_and_no_port(daemon: Path) -> None:
     vsctl(daemon, "add-port", "br0", "bad", "--", "set", "interface", "bad", "type=patch")
     assert vsctl(daemon, "get", "Interface", "bad", "ofport").strip() == "-1"
     assert vsctl(daemon, "get", "Interface", "bad", "error").strip() == (
-        '"bad: patch type requires valid \'peer\' argument"')
+        "\"bad: patch type requires valid 'peer' argument\""
+    )
     vsctl(daemon, "del-br", "br0")
     assert "br0" not in appctl(daemon, "dpif/show")

@@ -25,11 +25,11 @@ async def register_commands(daemon: Daemon) -> UnixctlServer:
     server = UnixctlServer()
     server.register("dpif/show", "", 0, 0, lambda _args: dpif_show(daemon))
     server.register("dpctl/dump-flows", "[dp]", 0, 1, lambda _args: dump_flows(daemon))
-    server.register("ofproto/trace", "dp_name odp_flow", 2, 2,
-                    lambda args: trace(daemon, args))
+    server.register("ofproto/trace", "dp_name odp_flow", 2, 2, lambda args: trace(daemon, args))
     server.register("fdb/show", "bridge", 1, 1, lambda args: fdb_show(daemon, args[0]))
-    server.register("netdev-dummy/receive", "name packet|flow...", 2, 2,
-                    lambda args: receive(daemon, args))
+    server.register(
+        "netdev-dummy/receive", "name packet|flow...", 2, 2, lambda args: receive(daemon, args)
+    )
     server.register("exit", "", 0, 0, lambda _args: _exit(daemon))
     await server.listen(daemon.rundir / "pvs-vswitchd.ctl")
     return server
@@ -72,8 +72,14 @@ def dump_flows(daemon: Daemon) -> str:
 
 def trace(daemon: Daemon, args: list[str]) -> str:
     name, flow_text = args
-    dp = next((d for d in daemon.datapaths.values() if d.full_name.endswith(name)
-               or name in d.ofp.bridges), None)
+    dp = next(
+        (
+            d
+            for d in daemon.datapaths.values()
+            if d.full_name.endswith(name) or name in d.ofp.bridges
+        ),
+        None,
+    )
     if dp is None:
         raise UnixctlError(f"{name}: unknown bridge")
     try:

@@ -78,25 +78,29 @@ def read_config(db: Database) -> tuple[list[BridgeConfig], int]:
             iface_uuid = min(port["interfaces"])
             iface = iface_rows[iface_uuid]
             request = _scalar(iface["ofport_request"])
-            ports.append(PortConfig(
-                name=str(_scalar(port["name"])),
-                interface=InterfaceConfig(
-                    uuid=iface_uuid,
-                    name=str(_scalar(iface["name"])),
-                    type=str(_scalar(iface["type"]) or ""),
-                    options=tuple(sorted(_pairs(iface["options"]))),
-                    ofport_request=int(request) if request is not None else None,
-                ),
-                tag=_opt_int(port["tag"]),
-                trunks=tuple(sorted(int(t) for t in port["trunks"])),
-                vlan_mode=_scalar(port["vlan_mode"]),
-            ))
-        bridges.append(BridgeConfig(
-            name=str(_scalar(row["name"])),
-            datapath_type=str(_scalar(row["datapath_type"]) or ""),
-            fail_mode=str(_scalar(row["fail_mode"]) or "standalone"),
-            ports=tuple(sorted(ports, key=lambda p: p.name)),
-        ))
+            ports.append(
+                PortConfig(
+                    name=str(_scalar(port["name"])),
+                    interface=InterfaceConfig(
+                        uuid=iface_uuid,
+                        name=str(_scalar(iface["name"])),
+                        type=str(_scalar(iface["type"]) or ""),
+                        options=tuple(sorted(_pairs(iface["options"]))),
+                        ofport_request=int(request) if request is not None else None,
+                    ),
+                    tag=_opt_int(port["tag"]),
+                    trunks=tuple(sorted(int(t) for t in port["trunks"])),
+                    vlan_mode=_scalar(port["vlan_mode"]),
+                )
+            )
+        bridges.append(
+            BridgeConfig(
+                name=str(_scalar(row["name"])),
+                datapath_type=str(_scalar(row["datapath_type"]) or ""),
+                fail_mode=str(_scalar(row["fail_mode"]) or "standalone"),
+                ports=tuple(sorted(ports, key=lambda p: p.name)),
+            )
+        )
     return sorted(bridges, key=lambda b: b.name), next_cfg
 
 

@@ -113,7 +113,9 @@ class Daemon:
         for name, running in list(self.running.items()):
             target = wanted_by_name.get(name)
             if target is None or (target.datapath_type, target.fail_mode) != (
-                    running.datapath_type, running.fail_mode):
+                running.datapath_type,
+                running.fail_mode,
+            ):
                 self._del_bridge(running)
                 continue
             keep = {p.name: p for p in target.ports}
@@ -139,8 +141,9 @@ class Daemon:
         if local is not None and local in dp.ofp.datapath.ports:
             local = None
         dp.ofp.add_bridge(bridge.name, bridge.fail_mode, local_odp_port=local)
-        self.running[bridge.name] = BridgeConfig(bridge.name, bridge.datapath_type,
-                                                 bridge.fail_mode, ())
+        self.running[bridge.name] = BridgeConfig(
+            bridge.name, bridge.datapath_type, bridge.fail_mode, ()
+        )
         odp = dp.ofp.bridges[bridge.name].ports[OFPP_LOCAL].odp_port
         assert odp is not None
         with contextlib.suppress(NetdevError):
@@ -186,9 +189,16 @@ class Daemon:
                 if odp in dp.ofp.datapath.ports:
                     odp = None
             ofport = dp.ofp.add_port(
-                bridge.name, port.name, provider, iface.ofport_request,
-                peer=options.get("peer"), tag=port.tag, trunks=port.trunks,
-                vlan_mode=port.vlan_mode, odp_port=odp)
+                bridge.name,
+                port.name,
+                provider,
+                iface.ofport_request,
+                peer=options.get("peer"),
+                tag=port.tag,
+                trunks=port.trunks,
+                vlan_mode=port.vlan_mode,
+                odp_port=odp,
+            )
         except OfprotoError as exc:
             netdev_close(dev)
             return -1, str(exc)
@@ -198,8 +208,9 @@ class Daemon:
         else:
             netdev_close(dev)  # a patch port is configuration only
         running = self.running[bridge.name]
-        self.running[bridge.name] = BridgeConfig(running.name, running.datapath_type,
-                                                 running.fail_mode, (*running.ports, port))
+        self.running[bridge.name] = BridgeConfig(
+            running.name, running.datapath_type, running.fail_mode, (*running.ports, port)
+        )
         return ofport.ofport, None
 
     def _del_port(self, bridge: BridgeConfig, port: PortConfig) -> None:
@@ -212,8 +223,11 @@ class Daemon:
             dp.ofp.del_port(bridge.name, port.name)
         running = self.running[bridge.name]
         self.running[bridge.name] = BridgeConfig(
-            running.name, running.datapath_type, running.fail_mode,
-            tuple(p for p in running.ports if p.name != port.name))
+            running.name,
+            running.datapath_type,
+            running.fail_mode,
+            tuple(p for p in running.ports if p.name != port.name),
+        )
 
     def _close_device(self, dp: Datapath, odp: int) -> None:
         dev = dp.devices.pop(odp)
@@ -225,12 +239,21 @@ class Daemon:
     def _write_back(self, results: dict[Any, tuple[int, str | None]], next_cfg: int) -> None:
         ops: list[Any] = []
         for iface_uuid, (ofport, error) in results.items():
-            row: dict[str, Any] = {"ofport": ofport,
-                                   "error": error if error is not None else ["set", []]}
-            ops.append({"op": "update", "table": "Interface",
-                        "where": [["_uuid", "==", ["uuid", str(iface_uuid)]]], "row": row})
-        ops.append({"op": "update", "table": "Open_vSwitch", "where": [],
-                    "row": {"cur_cfg": next_cfg}})
+            row: dict[str, Any] = {
+                "ofport": ofport,
+                "error": error if error is not None else ["set", []],
+            }
+            ops.append(
+                {
+                    "op": "update",
+                    "table": "Interface",
+                    "where": [["_uuid", "==", ["uuid", str(iface_uuid)]]],
+                    "row": row,
+                }
+            )
+        ops.append(
+            {"op": "update", "table": "Open_vSwitch", "where": [], "row": {"cur_cfg": next_cfg}}
+        )
         self._writing_back = True
         try:
             results_json = self.server.transact(ops)
@@ -299,17 +322,27 @@ class Daemon:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pvs-vswitchd", description=__doc__.splitlines()[0])
-    parser.add_argument("--rundir", type=Path, default=None,
-                        help=f"run directory (default $PVS_RUNDIR or {DEFAULT_RUNDIR})")
-    parser.add_argument("--dbdir", type=Path, default=None,
-                        help="database directory (default $PVS_DBDIR or the run directory)")
+    parser.add_argument(
+        "--rundir",
+        type=Path,
+        default=None,
+        help=f"run directory (default $PVS_RUNDIR or {DEFAULT_RUNDIR})",
+    )
+    parser.add_argument(
+        "--dbdir",
+        type=Path,
+        default=None,
+        help="database directory (default $PVS_DBDIR or the run directory)",
+    )
     parser.add_argument("--pidfile", action="store_true", help="write RUNDIR/pvs-vswitchd.pid")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     rundir = args.rundir or rundir_default()
     dbdir = args.dbdir or (Path(os.environ["PVS_DBDIR"]) if "PVS_DBDIR" in os.environ else None)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s|%(name)s|%(levelname)s|%(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s|%(name)s|%(levelname)s|%(message)s",
+    )
     rundir.mkdir(parents=True, exist_ok=True, mode=0o700)
     pidfile = rundir / "pvs-vswitchd.pid"
     if args.pidfile:
