@@ -25,7 +25,7 @@ from pyvswitch.flow.layout import (
     VLAN_CFI,
 )
 from pyvswitch.flow.match import FlowParseError
-from pyvswitch.flow.ofp_text import format_tcp_flags
+from pyvswitch.flow.ofp_text import META_FIELDS, format_tcp_flags, parse_tcp_flags
 from pyvswitch.packet.addr import ip6_to_bytes, ip6_to_str, mac_to_bytes, mac_to_str
 
 if TYPE_CHECKING:
@@ -335,9 +335,7 @@ def _parse_sub_value(attr: str, sub: _Sub, text: str) -> tuple[int, int]:
             mask = (FRAG_ANY if odp_mask & 1 else 0) | (FRAG_LATER if odp_mask & 2 else 0)
         return value & mask, mask
     elif sub.kind == "flags":
-        from pyvswitch.flow.ofp_text import META_FIELDS, _parse_tcp_flags  # noqa: PLC0415
-
-        return _parse_tcp_flags(text, META_FIELDS["tcp_flags"])
+        return parse_tcp_flags(text, META_FIELDS["tcp_flags"])
     else:
 
         def conv(t: str) -> int:

@@ -295,7 +295,7 @@ def _parse_addr(text: str, conv: Callable[[str], bytes]) -> int:
         raise FlowParseError(str(exc)) from None
 
 
-def _parse_value(
+def parse_field_value(
     field: MetaField, text: str, port_names: Mapping[str, int] | None, label: str
 ) -> tuple[int, int]:
     """Parse ``value[/mask]`` for ``field`` into (value, mask) at the field's width."""
@@ -335,7 +335,7 @@ def _parse_value(
             '"later", "not_later")'
         )
     elif kind == "flags":
-        return _parse_tcp_flags(text, field)
+        return parse_tcp_flags(text, field)
     else:
         value = _parse_int(value_text, field, label, "value", text)
         mask = _parse_int(mask_text, field, label, "mask", text) if slash else full
@@ -357,7 +357,7 @@ def _parse_port(text: str, port_names: Mapping[str, int] | None) -> int:
     raise FlowParseError(f"{text}: invalid or unknown port for in_port")
 
 
-def _parse_tcp_flags(text: str, field: MetaField) -> tuple[int, int]:
+def parse_tcp_flags(text: str, field: MetaField) -> tuple[int, int]:
     full = (1 << field.bits) - 1
     if text[:1] in "+-":
         value = mask = 0
@@ -477,7 +477,7 @@ def parse_match(
             raise FlowParseError(f"unknown keyword {name}")
         if not value_text:
             raise FlowParseError(f"field {name} missing value")
-        value, mask = _parse_value(field, value_text, port_names, name)
+        value, mask = parse_field_value(field, value_text, port_names, name)
         match = _apply(match, field, value, mask)
         used.append((name, field))
     for name, field in used:

@@ -106,9 +106,9 @@ from pyvswitch.flow.ofp_text import (
     PORT_NAMES,
     PREREQS,
     MetaField,
-    _parse_value,
     c_hex,
     c_int,
+    parse_field_value,
 )
 from pyvswitch.ofproto.actions import (
     OFPP_ALL,
@@ -566,7 +566,7 @@ def _parse_field_value(
         return port, full
     if "/" in text and not f.maskable:
         raise FlowParseError(f"{text}: invalid mask for field {f.name}")
-    value, mask = _parse_value(_meta_field(f), text, None, f.name)
+    value, mask = parse_field_value(_meta_field(f), text, None, f.name)
     return value, mask
 
 
@@ -757,7 +757,7 @@ def _parse_set_vlan_field(name: str, text: str) -> Action:
     # The VLAN fields are not in META_FIELDS; only the parser's width and
     # kind matter here.
     width = 16 if name == "vlan_vid" else 8
-    value, _ = _parse_value(MetaField(name, "vlan_tci", "dec", width), text, None, name)
+    value, _ = parse_field_value(MetaField(name, "vlan_tci", "dec", width), text, None, name)
     if name == "vlan_pcp":
         if value > 7:
             raise FlowParseError(f"{text} is not a valid value for field vlan_pcp")

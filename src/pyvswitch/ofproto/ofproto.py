@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pyvswitch.dpif.actions_text import format_odp_actions
 from pyvswitch.dpif.datapath import Datapath, UpcallResult
 from pyvswitch.flow.flow import Flow
-from pyvswitch.flow.ofp_text import format_match
+from pyvswitch.flow.layout import FIELDS
+from pyvswitch.flow.ofp_text import format_flow
 from pyvswitch.ofproto.actions import OFPP_LOCAL
 from pyvswitch.ofproto.bridge import Bridge, OfPort
 from pyvswitch.ofproto.table import OFP_DEFAULT_PRIORITY, Rule
@@ -219,8 +221,6 @@ class Ofproto:
     def _translate(
         self, key: int, now: float, *, may_learn: bool, tracing: bool = False
     ) -> XlateResult:
-        from pyvswitch.flow.layout import FIELDS  # noqa: PLC0415 - keeps the import graph flat
-
         odp_port = FIELDS["in_port"].get(key)
         found = self._odp_to_port.get(odp_port)
         if found is None:
@@ -228,7 +228,7 @@ class Ofproto:
                 (),
                 FIELDS["in_port"].mask,
                 (),
-                _flow(key),
+                Flow.from_key(key),
                 f"no OpenFlow port for datapath port {odp_port}",
             )
         bridge, port = found
@@ -278,8 +278,6 @@ class Ofproto:
 
     def trace(self, odp_key: int, now: float = 0.0) -> str:
         """``ofproto/trace`` for a datapath key: what would happen, in OVS's format."""
-        from pyvswitch.flow.layout import FIELDS  # noqa: PLC0415
-
         result = self._translate(odp_key, now, may_learn=False, tracing=True)
         found = self._odp_to_port.get(FIELDS["in_port"].get(odp_key))
         of_key = odp_key
@@ -288,9 +286,6 @@ class Ofproto:
         lines = list(result.trace)
         if result.error and not lines:
             return result.error
-        from pyvswitch.dpif.actions_text import format_odp_actions  # noqa: PLC0415
-        from pyvswitch.flow.ofp_text import format_flow  # noqa: PLC0415
-
         final = format_flow(result.flow)
         first = lines[0][len("Flow: ") :] if lines else ""
         lines += [
@@ -304,10 +299,6 @@ class Ofproto:
         return "\n".join(lines)
 
 
-def _flow(key: int) -> Flow:
-    return Flow.from_key(key)
-
-
 def _selected(rule: Rule, match: Match | None, priority: int | None, strict: bool) -> bool:
     if match is None:
         return True
@@ -319,4 +310,4 @@ def _selected(rule: Rule, match: Match | None, priority: int | None, strict: boo
     )
 
 
-__all__ = ["Ofproto", "OfprotoError", "format_match"]
+__all__ = ["Ofproto", "OfprotoError"]

@@ -45,6 +45,7 @@ from pyvswitch.flow.layout import FIELDS, VLAN_CFI
 from pyvswitch.flow.match import Match
 from pyvswitch.flow.ofp_text import META_FIELDS, format_flow, format_match
 from pyvswitch.ofproto import actions as ofp
+from pyvswitch.ofproto.actions_text import format_actions_as_written
 from pyvswitch.ofproto.bridge import PatchRx, PatchTx
 
 if TYPE_CHECKING:
@@ -251,12 +252,7 @@ def _lookup_and_run(ctx: _Ctx, table_id: int, in_port: int, is_last: bool = True
 
 
 def _format_action(action: ofp.Action) -> str:
-    try:
-        from pyvswitch.ofproto.actions_text import format_actions_as_written  # noqa: PLC0415
-    except ImportError:  # pragma: no cover - the text module arrives separately
-        return type(action).__name__
-    text: str = format_actions_as_written((action,))
-    return text
+    return format_actions_as_written((action,))
 
 
 def _run_actions(ctx: _Ctx, actions: tuple[ofp.Action, ...], is_last: bool) -> None:
