@@ -283,20 +283,30 @@ class Ofproto:
         of_key = odp_key
         if found is not None:
             of_key = (odp_key & ~FIELDS["in_port"].mask) | FIELDS["in_port"].put(found[1].ofport)
-        lines = list(result.trace)
-        if result.error and not lines:
-            return result.error
-        final = format_flow(result.flow)
-        first = lines[0][len("Flow: ") :] if lines else ""
-        lines += [
-            "",
-            f"Final flow: {'unchanged' if final == first else final}",
-            f"Megaflow: {megaflow_text(result.mask, of_key)}",
-            f"Datapath actions: {format_odp_actions(result.actions)}",
-        ]
-        if result.error:
-            lines.append(f"Translation failed ({result.error})")
-        return "\n".join(lines)
+        return _trace_text(result, of_key)
+
+    def trace_openflow(self, bridge_name: str, of_key: int, now: float = 0.0) -> str:
+        """``ofproto/trace BRIDGE FLOW``: a flow written in OpenFlow terms, in that bridge."""
+        bridge = self._bridge(bridge_name)
+        result = translate(self, bridge, of_key, now, may_learn=False, tracing=True)
+        return _trace_text(result, of_key)
+
+
+def _trace_text(result: XlateResult, of_key: int) -> str:
+    lines = list(result.trace)
+    if result.error and not lines:
+        return result.error
+    final = format_flow(result.flow)
+    first = lines[0][len("Flow: ") :] if lines else ""
+    lines += [
+        "",
+        f"Final flow: {'unchanged' if final == first else final}",
+        f"Megaflow: {megaflow_text(result.mask, of_key)}",
+        f"Datapath actions: {format_odp_actions(result.actions)}",
+    ]
+    if result.error:
+        lines.append(f"Translation failed ({result.error})")
+    return "\n".join(lines)
 
 
 def _selected(rule: Rule, match: Match | None, priority: int | None, strict: bool) -> bool:

@@ -173,6 +173,14 @@ class _Ctx:
         """What an action did (``-> ...``)."""
         self._put(self.act_col + 1, text)
 
+    def warning(self, text: str) -> None:
+        """Something odd about the packet, as OVS marks it (``>>>> ... <<<<``)."""
+        self._put(self.act_col + 1, f">>>> {text} <<<<")
+
+    def error(self, text: str) -> None:
+        """Why the packet goes no further, as OVS marks it (``>> ...``)."""
+        self._put(self.act_col + 1, f">> {text}")
+
 
 def _key(flow: Flow) -> int:
     return flow.to_key()
@@ -382,7 +390,7 @@ def _dec_ttl(ctx: _Ctx) -> None:
         return
     ctx.consult_field("nw_ttl")
     if flow.nw_ttl <= 1:
-        ctx.detail("-> TTL exceeded: dropping the packet")
+        ctx.error(f"{'IPv4' if flow.dl_type == 0x0800 else 'IPv6'} decrement TTL exception")
         ctx.stopped = True
         return
     flow.nw_ttl -= 1
@@ -592,19 +600,21 @@ def _input_vlan(ctx: _Ctx, port: OfPort) -> int | None:
     mode = port.mode()
     if mode == "access":
         if vid:
-            ctx.detail(
-                f"-> dropping VLAN {vid} tagged packet received on port {port.name} "
+            ctx.warning(
+                f"dropping VLAN {vid} tagged packet received on port {port.name} "
                 f"configured as VLAN {port.tag or 0} access port"
             )
+            ctx.error("disallowed VLAN VID for this input port, dropping")
             return None
         return port.tag or 0
     if not vid and mode in ("native-tagged", "native-untagged"):
         return port.tag or 0
     if not port.carries(vid):
-        ctx.detail(
-            f"-> dropping VLAN {vid} packet received on port {port.name} not "
+        ctx.warning(
+            f"dropping VLAN {vid} packet received on port {port.name} not "
             f"configured for trunking VLAN {vid}"
         )
+        ctx.error("disallowed VLAN VID for this input port, dropping")
         return None
     return vid
 
@@ -615,11 +625,12 @@ def _normal(ctx: _Ctx, last: bool) -> None:
     if in_port is None:
         ctx.detail("-> no input port: dropping")
         return
+    # The MACs are looked at before the VLAN check, as in Open vSwitch.
+    ctx.consult_field("dl_src")
+    ctx.consult_field("dl_dst")
     vlan = _input_vlan(ctx, in_port)
     if vlan is None:
         return
-    ctx.consult_field("dl_src")
-    ctx.consult_field("dl_dst")
     src, dst = flow.dl_src, flow.dl_dst
     if (
         ctx.may_learn
@@ -674,7 +685,10 @@ def _normal_output(ctx: _Ctx, port: OfPort, vlan: int, last: bool = False) -> No
         flow.vlan_tpid1 = flow.vlan_tci1 = 0
     if tuple(getattr(flow, n) for n in _VLAN_FIELDS) != saved:
         ctx.overwrite(_VLAN_MASK)
-    _output_port(ctx, port, last)
+    # A crossing that NORMAL makes prints as a continuation of this table, as
+    # Open vSwitch's trace shows it, whether or not more ports follow.
+    del last
+    _output_port(ctx, port, last=True)
     for name, value in zip(_VLAN_FIELDS, saved, strict=True):
         setattr(flow, name, value)
     ctx.overwritten = saved_over

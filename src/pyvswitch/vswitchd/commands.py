@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from pyvswitch.dpif.datapath import format_megaflow
 from pyvswitch.flow.match import FlowParseError
 from pyvswitch.flow.odp_text import compose_packet, parse_odp_flow
+from pyvswitch.flow.ofp_text import parse_match
 from pyvswitch.netdev.dummy import DummyNetdev
 from pyvswitch.vswitchd.unixctl import UnixctlError, UnixctlServer
 
@@ -25,7 +26,13 @@ async def register_commands(daemon: Daemon) -> UnixctlServer:
     server = UnixctlServer()
     server.register("dpif/show", "", 0, 0, lambda _args: dpif_show(daemon))
     server.register("dpctl/dump-flows", "[dp]", 0, 1, lambda _args: dump_flows(daemon))
-    server.register("ofproto/trace", "dp_name odp_flow", 2, 2, lambda args: trace(daemon, args))
+    server.register(
+        "ofproto/trace",
+        "{[dp_name] odp_flow | bridge br_flow}",
+        2,
+        2,
+        lambda args: trace(daemon, args),
+    )
     server.register("fdb/show", "bridge", 1, 1, lambda args: fdb_show(daemon, args[0]))
     server.register(
         "netdev-dummy/receive", "name packet|flow...", 2, 2, lambda args: receive(daemon, args)
@@ -71,22 +78,25 @@ def dump_flows(daemon: Daemon) -> str:
 
 
 def trace(daemon: Daemon, args: list[str]) -> str:
+    """Both forms: ``DATAPATH ODP_FLOW`` and ``BRIDGE OPENFLOW_FLOW``."""
     name, flow_text = args
-    dp = next(
-        (
-            d
-            for d in daemon.datapaths.values()
-            if d.full_name.endswith(name) or name in d.ofp.bridges
-        ),
-        None,
-    )
-    if dp is None:
+    for dp in daemon.datapaths.values():
+        bridge = dp.ofp.bridges.get(name)
+        if bridge is not None:
+            names = {p.name: p.ofport for p in bridge.ports.values()}
+            try:
+                match, _ = parse_match(flow_text, port_names=names)
+            except FlowParseError as exc:
+                raise UnixctlError(f"Bad openflow flow syntax: {flow_text}: {exc}") from None
+            return dp.ofp.trace_openflow(name, match.value, daemon.clock()) + "\n"
+    found = next((d for d in daemon.datapaths.values() if d.full_name.endswith(name)), None)
+    if found is None:
         raise UnixctlError(f"{name}: unknown bridge")
     try:
         key, _ = parse_odp_flow(flow_text)
     except FlowParseError as exc:
         raise UnixctlError(str(exc)) from None
-    return dp.ofp.trace(key, daemon.clock()) + "\n"
+    return found.ofp.trace(key, daemon.clock()) + "\n"
 
 
 def fdb_show(daemon: Daemon, name: str) -> str:
