@@ -4,12 +4,11 @@ configuration handshake, no --no-wait) and ovs-appctl on the control socket."""
 from __future__ import annotations
 
 import subprocess
-import sys
-import time
 from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.daemon import running_daemon
 from tests.interop.ovs_sandbox import missing_programs
 
 if TYPE_CHECKING:
@@ -29,25 +28,8 @@ def daemon(tmp_path: Path) -> Iterator[Path]:
     missing = missing_programs()
     if missing:
         pytest.skip(f"Open vSwitch is not installed (missing {', '.join(missing)})")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pyvswitch.vswitchd.daemon", "--rundir", str(tmp_path)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while not (tmp_path / "pvs-vswitchd.ctl").exists():
-            assert proc.poll() is None, "the daemon exited"
-            assert time.monotonic() < deadline, "the daemon did not start"
-            time.sleep(0.05)
-        yield tmp_path
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+    with running_daemon(tmp_path) as rundir:
+        yield rundir
 
 
 def vsctl(rundir: Path, *args: str) -> str:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from typing import TYPE_CHECKING
 
 import pytest
+
+from tests.daemon import running_daemon
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -16,25 +17,8 @@ if TYPE_CHECKING:
 
 @pytest.fixture
 def rundir(tmp_path: Path) -> Iterator[Path]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pyvswitch.vswitchd.daemon", "--rundir", str(tmp_path)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while not (tmp_path / "pvs-vswitchd.ctl").exists():
-            assert proc.poll() is None, "the daemon exited"
-            assert time.monotonic() < deadline, "the daemon did not start"
-            time.sleep(0.05)
-        yield tmp_path
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+    with running_daemon(tmp_path) as rundir:
+        yield rundir
 
 
 def tool(name: str, rundir: Path, *args: str) -> subprocess.CompletedProcess[str]:

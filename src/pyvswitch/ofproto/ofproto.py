@@ -218,22 +218,28 @@ class Ofproto:
         """The datapath's miss handler: translate and let the datapath install."""
         return self._translate(key, now, may_learn=True).upcall_result()
 
+    def _of_key(self, key: int) -> tuple[Bridge, int] | None:
+        """The bridge a datapath key arrives at, and the key with its OpenFlow in_port."""
+        found = self._odp_to_port.get(FIELDS["in_port"].get(key))
+        if found is None:
+            return None
+        bridge, port = found
+        # Translation sees OpenFlow port numbers; the datapath key has odp ones.
+        return bridge, (key & ~FIELDS["in_port"].mask) | FIELDS["in_port"].put(port.ofport)
+
     def _translate(
         self, key: int, now: float, *, may_learn: bool, tracing: bool = False
     ) -> XlateResult:
-        odp_port = FIELDS["in_port"].get(key)
-        found = self._odp_to_port.get(odp_port)
+        found = self._of_key(key)
         if found is None:
             return XlateResult(
                 (),
                 FIELDS["in_port"].mask,
                 (),
                 Flow.from_key(key),
-                f"no OpenFlow port for datapath port {odp_port}",
+                f"no OpenFlow port for datapath port {FIELDS['in_port'].get(key)}",
             )
-        bridge, port = found
-        # Translation sees OpenFlow port numbers; the datapath key has odp ones.
-        of_key = (key & ~FIELDS["in_port"].mask) | FIELDS["in_port"].put(port.ofport)
+        bridge, of_key = found
         result = translate(self, bridge, of_key, now, may_learn=may_learn, tracing=tracing)
         result.mask |= FIELDS["in_port"].mask
         return result
@@ -279,11 +285,8 @@ class Ofproto:
     def trace(self, odp_key: int, now: float = 0.0) -> str:
         """``ofproto/trace`` for a datapath key: what would happen, in OVS's format."""
         result = self._translate(odp_key, now, may_learn=False, tracing=True)
-        found = self._odp_to_port.get(FIELDS["in_port"].get(odp_key))
-        of_key = odp_key
-        if found is not None:
-            of_key = (odp_key & ~FIELDS["in_port"].mask) | FIELDS["in_port"].put(found[1].ofport)
-        return _trace_text(result, of_key)
+        found = self._of_key(odp_key)
+        return _trace_text(result, odp_key if found is None else found[1])
 
     def trace_openflow(self, bridge_name: str, of_key: int, now: float = 0.0) -> str:
         """``ofproto/trace BRIDGE FLOW``: a flow written in OpenFlow terms, in that bridge."""
