@@ -387,29 +387,25 @@ def _parse_link(msg: Any) -> _Link:
 
 
 class _RTNL:
-    """One pyroute2 IPRoute per device.
+    """Link reads and changes through pyroute2 (see :mod:`pyvswitch.netdev.rtnl`).
 
-    pyroute2 is imported here, when the first system device is configured,
-    because importing it takes about 0.3 s and most uses of pyvswitch (dummy
-    ports, tests) never need it.
+    Each request uses a fresh IPRoute, in a helper thread when the caller runs
+    an asyncio loop (as pvs-vswitchd does). Link state is cached by the
+    device, so requests are about one a second per device at most.
     """
 
     def __init__(self) -> None:
-        from pyroute2 import IPRoute  # type: ignore[import-untyped]  # noqa: PLC0415
-        from pyroute2.netlink.exceptions import (  # type: ignore[import-untyped]  # noqa: PLC0415
-            NetlinkError,
-        )
+        from pyvswitch.netdev.rtnl import netlink_error  # noqa: PLC0415
 
-        self.netlink_error: type[Exception] = NetlinkError
-        self.ipr = IPRoute()
+        self.netlink_error: type[Exception] = netlink_error()
 
     def get(self, *, index: int | None = None, name: str | None = None) -> _Link | None:
         """The link by index or name; None when there is none."""
+        from pyvswitch.netdev.rtnl import rtnl_request  # noqa: PLC0415
+
+        where: dict[str, object] = {"index": index} if index is not None else {"ifname": name}
         try:
-            if index is not None:
-                msgs = self.ipr.link("get", index=index)
-            else:
-                msgs = self.ipr.link("get", ifname=name)
+            msgs = rtnl_request(lambda ipr: ipr.link("get", **where))
         except self.netlink_error as exc:
             if getattr(exc, "code", None) == errno.ENODEV:
                 return None
@@ -417,10 +413,12 @@ class _RTNL:
         return _parse_link(msgs[0]) if msgs else None
 
     def set(self, index: int, **changes: object) -> None:
-        self.ipr.link("set", index=index, **changes)
+        from pyvswitch.netdev.rtnl import rtnl_request  # noqa: PLC0415
+
+        rtnl_request(lambda ipr: ipr.link("set", index=index, **changes))
 
     def close(self) -> None:
-        self.ipr.close()
+        """Nothing is held between requests."""
 
 
 # -- the device ----------------------------------------------------------------------
@@ -474,7 +472,7 @@ class SystemNetdev(Netdev):
         rtnl = self._rtnl or self._open_rtnl()
         try:
             link = rtnl.get(name=self.name)
-        except (OSError, rtnl.netlink_error) as exc:
+        except (OSError, RuntimeError, rtnl.netlink_error) as exc:
             raise NetdevError(f"{self.name}: cannot read the interface: {exc}") from exc
         if link is None:
             raise NetdevError(
@@ -859,7 +857,7 @@ class SystemNetdev(Netdev):
         rtnl, index = self._require_open()
         try:
             rtnl.set(index, **changes)
-        except (OSError, rtnl.netlink_error) as exc:
+        except (OSError, RuntimeError, rtnl.netlink_error) as exc:
             raise NetdevError(f"{self.name}: cannot set {what}: {exc}") from exc
 
     @property

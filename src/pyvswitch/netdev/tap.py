@@ -44,7 +44,6 @@ Choices, and why
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import errno
 import fcntl
@@ -54,11 +53,9 @@ import select
 import socket
 import struct
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from pyroute2 import IPRoute  # type: ignore[import-untyped, unused-ignore]
 from pyroute2.netlink.exceptions import (  # type: ignore[import-untyped, unused-ignore]
     NetlinkError,
 )
@@ -70,9 +67,10 @@ from pyroute2.netlink.rtnl.marshal import MarshalRtnl  # type: ignore[import-unt
 
 from pyvswitch.netdev.base import Netdev, NetdevError
 from pyvswitch.netdev.registry import register_provider
+from pyvswitch.netdev.rtnl import rtnl_request
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Mapping
 
 # From <linux/if_tun.h> and <linux/if.h>. TUNSETIFF is the one ioctl this
 # module makes: creating or attaching a tap has no netlink equivalent.
@@ -97,40 +95,9 @@ _NOTIFICATION_READS = 64
 #: How many queued frames ``set_up(False)`` discards at most; a tap queues
 #: ``txqueuelen`` frames (1000 unless changed), so this bounds the loop only.
 _DISCARD_LIMIT = 1 << 16
-#: Seconds a netlink request may take when it runs in a helper thread.
-_RTNL_TIMEOUT = 10.0
-
-#: What a pyroute2 request can raise: the kernel's refusal, a socket error, or
-#: pyroute2's own event loop complaining.
-_RTNL_ERRORS = (NetlinkError, OSError, RuntimeError)
-
-_T = TypeVar("_T")
-
-
-def _rtnl(request: Callable[[Any], _T]) -> _T:
-    """Run ``request(ipr)`` with a fresh pyroute2 ``IPRoute``.
-
-    pyroute2's synchronous API drives an asyncio loop of its own and raises
-    RuntimeError when the calling thread already runs one (as a daemon built
-    on asyncio would). There the request runs in a helper thread, which has no
-    running loop and shares this thread's network namespace. A fresh IPRoute
-    per request avoids pyroute2's per-thread state; requests are rare because
-    link state is cached.
-    """
-
-    def run() -> _T:
-        with IPRoute() as ipr:
-            return request(ipr)
-
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return run()
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pvs-rtnl")
-    try:
-        return pool.submit(run).result(timeout=_RTNL_TIMEOUT)
-    finally:
-        pool.shutdown(wait=False)
+#: What a pyroute2 request can raise: the kernel's refusal, a socket error, a
+#: timeout in the helper thread, or pyroute2's own event loop complaining.
+_RTNL_ERRORS = (NetlinkError, OSError, RuntimeError, TimeoutError)
 
 
 def _bad_ifname(name: str) -> str | None:
@@ -237,7 +204,7 @@ class TapNetdev(Netdev):
     def _open(self) -> None:
         name = self.name
         try:
-            existed = bool(_rtnl(lambda ipr: ipr.link_lookup(ifname=name)))
+            existed = bool(rtnl_request(lambda ipr: ipr.link_lookup(ifname=name)))
         except _RTNL_ERRORS as exc:
             raise NetdevError(f"{name}: cannot list the kernel's interfaces: {exc}") from exc
         monitor: socket.socket | None = None
@@ -260,7 +227,7 @@ class TapNetdev(Netdev):
                 fd, _TUNSETIFF, struct.pack("16sH22x", name.encode(), _IFF_TAP | _IFF_NO_PI)
             )
             step = "find the tap's interface index"
-            index = _rtnl(lambda ipr: ipr.link_lookup(ifname=name))
+            index = rtnl_request(lambda ipr: ipr.link_lookup(ifname=name))
             if not index:
                 raise OSError(errno.ENODEV, "the interface vanished as it was made")
         except _RTNL_ERRORS as exc:
@@ -402,7 +369,7 @@ class TapNetdev(Netdev):
             return None
         where = {} if nsid is None else {"if_netnsid": nsid}
         try:
-            return _rtnl(lambda ipr: ipr.link("get", index=index, **where))[0]
+            return rtnl_request(lambda ipr: ipr.link("get", index=index, **where))[0]
         except _RTNL_ERRORS:
             return None
 
@@ -423,7 +390,7 @@ class TapNetdev(Netdev):
         if not name:
             return None
         try:
-            msg = _rtnl(lambda ipr: ipr.link("get", ifname=name))[0]
+            msg = rtnl_request(lambda ipr: ipr.link("get", ifname=name))[0]
         except _RTNL_ERRORS:
             return None
         data = msg.get(("IFLA_LINKINFO", "IFLA_INFO_DATA"))
@@ -479,7 +446,7 @@ class TapNetdev(Netdev):
             )
         index = self._ifindex
         try:
-            _rtnl(lambda ipr: ipr.link("set", index=index, **attrs))
+            rtnl_request(lambda ipr: ipr.link("set", index=index, **attrs))
         except NetlinkError as exc:
             raise NetdevError(
                 f"{self.name}: the kernel refused {what}: {os.strerror(exc.code)}"
