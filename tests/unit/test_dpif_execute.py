@@ -10,6 +10,7 @@ same bytes with what Open vSwitch itself sends.
 from __future__ import annotations
 
 import ipaddress
+import struct
 from typing import TYPE_CHECKING
 
 import pytest
@@ -36,6 +37,7 @@ from pyvswitch.dpif.actions import (
     OdpUserspace,
 )
 from pyvswitch.dpif.execute import FIELD_HEADERS, execute, execute_batch, field_bits
+from pyvswitch.packet.offload import VnetFrame, finish_offloads, vnet_header
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -632,3 +634,101 @@ def test_truncated_and_damaged_frames_never_raise(
     pushes = sum(isinstance(a, OdpPushVlan) for a in actions)
     assert len(out[-1][1]) <= len(frame) + 4 * pushes
     assert execute_batch([frame, frame], actions) == execute_batch([frame, frame], actions)
+
+
+# -- frames that carry offload work (a virtio-net header) ------------------------------
+
+
+def _partial_tcp(payload: bytes, vlan: int | None = None) -> tuple[VnetFrame, bytes]:
+    """A TCP segment whose checksum was left to the device, as a veth hands it
+    on: the checksum field holds only the pseudo-header sum. Returns the frame
+    and the fully checksummed frame scapy builds for comparison."""
+    l2: Packet = Ether(src=SRC, dst=DST) / Dot1Q(vlan=vlan) if vlan else Ether(src=SRC, dst=DST)
+    full = bytes(
+        l2 / IP(src="192.0.2.1", dst="198.51.100.2") / TCP(sport=1000, dport=80) / payload
+    )
+    l4 = 14 + (4 if vlan else 0) + 20
+    pseudo = ip_pseudo(full, l4)
+    partial = full[: l4 + 16] + pseudo.to_bytes(2, "big") + full[l4 + 18 :]
+    header = vnet_header(needs_csum=True, csum_start=l4, csum_offset=16)
+    return VnetFrame(partial, header), full
+
+
+def ip_pseudo(frame: bytes, l4: int) -> int:
+    """The folded, uncomplemented pseudo-header sum Linux leaves in a partial checksum."""
+    ip = frame[l4 - 20 : l4]
+    total = sum(int.from_bytes(ip[i : i + 2], "big") for i in range(12, 20, 2))
+    total += 6 + len(frame) - l4
+    while total > 0xFFFF:
+        total = (total & 0xFFFF) + (total >> 16)
+    return total
+
+
+def _vnet_fields(frame: bytes) -> tuple[int, ...]:
+    assert type(frame) is VnetFrame
+    return tuple(struct.unpack("=BBHHHH", frame.vnet))
+
+
+def test_an_offloaded_frame_keeps_its_header_through_outputs() -> None:
+    frame, _ = _partial_tcp(PAYLOAD)
+    [(_, out)] = execute(frame, [OdpOutput(2)])
+    assert out is frame
+    assert execute_batch([frame], [OdpOutput(2)])[2][0] is frame
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_push_and_pop_vlan_move_the_checksum_start_with_the_l4_header(batch: bool) -> None:
+    frame, full = _partial_tcp(PAYLOAD)
+    actions: list[OdpAction] = [
+        OdpPushVlan(vid=10, pcp=0),
+        OdpOutput(2),
+        OdpPopVlan(),
+        OdpOutput(3),
+    ]
+    if batch:
+        sent = execute_batch([frame], actions)
+        pushed, popped = sent[2][0], sent[3][0]
+    else:
+        (_, pushed), (_, popped) = execute(frame, actions)
+    assert _vnet_fields(pushed)[4] == 14 + 4 + 20
+    assert _vnet_fields(popped)[4] == 14 + 20
+    # Completing the work where the header now says gives scapy's checksums.
+    [done_pushed] = finish_offloads(pushed)
+    assert done_pushed == full[:12] + bytes.fromhex("8100000a") + full[12:]
+    [done_popped] = finish_offloads(popped)
+    assert done_popped == full
+
+
+def test_a_gso_frame_keeps_its_header_length_in_step_with_a_pushed_tag() -> None:
+    frame, _ = _partial_tcp(bytes(3000))
+    gso = vnet_header(
+        needs_csum=True, csum_start=34, csum_offset=16, gso_type=1, gso_size=1000, hdr_len=54
+    )
+    [(_, out)] = execute(VnetFrame(bytes(frame), gso), [OdpPushVlan(vid=7), OdpOutput(1)])
+    _, gso_type, hdr_len, gso_size, csum_start, _ = _vnet_fields(out)
+    assert (gso_type, hdr_len, gso_size, csum_start) == (1, 58, 1000, 38)
+    segments = [Ether(s) for s in finish_offloads(out)]
+    assert [len(s[TCP].payload) for s in segments] == [1000, 1000, 1000]
+    assert all(s[Dot1Q].vlan == 7 for s in segments)
+    for seg in segments:
+        recomputed = Ether(bytes(seg))
+        del recomputed[TCP].chksum
+        assert Ether(bytes(recomputed))[TCP].chksum == seg[TCP].chksum
+
+
+def test_rewriting_l3_fields_of_an_offloaded_frame_finishes_the_work_first() -> None:
+    frame, _ = _partial_tcp(bytes(2500))
+    gso = vnet_header(
+        needs_csum=True, csum_start=34, csum_offset=16, gso_type=1, gso_size=1000, hdr_len=54
+    )
+    sent = execute(VnetFrame(bytes(frame), gso), [OdpSetField("nw_dst", 0xC0000263), OdpOutput(4)])
+    assert [len(Ether(f)[TCP].payload) for _, f in sent] == [1000, 1000, 500]
+    for _, data in sent:
+        assert type(data) is bytes
+        pkt = Ether(data)
+        assert pkt[IP].dst == "192.0.2.99"
+        check = Ether(data)
+        del check[IP].chksum
+        del check[TCP].chksum
+        rebuilt = Ether(bytes(check))
+        assert (rebuilt[IP].chksum, rebuilt[TCP].chksum) == (pkt[IP].chksum, pkt[TCP].chksum)

@@ -59,6 +59,7 @@ from pyvswitch.packet.checksum import (
     checksum_update32,
     checksum_update_bytes,
 )
+from pyvswitch.packet.offload import VnetFrame, finish_offloads, rewrap
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -563,6 +564,33 @@ def _run_sets(
             upcalls.append((user, bytes(buf)))
 
 
+def _run_offloaded(
+    frame: VnetFrame,
+    steps: list[_Step],
+    sets: bool,
+    out: list[tuple[int, bytes]],
+    upcalls: list[tuple[OdpUserspace, bytes]] | None,
+) -> None:
+    """A frame that carries offload work (a partial checksum, a GSO super-frame).
+
+    Pushing and popping tags and rewriting MAC addresses leave the work valid,
+    with its offsets moved by the tags (see :func:`rewrap`), so the header
+    goes on with each output. A rewrite of L3 or L4 fields would need the
+    checksum and each segment's headers to be right first: the work is then
+    done in software and the actions run on the finished frames, which is
+    slower but rare (NAT-like rewrites of offloaded traffic).
+    """
+    if sets and any(step[0] == _SET_L3 for step in steps):
+        for piece in finish_offloads(frame):
+            _run_sets(piece, steps, out, upcalls)
+        return
+    start = len(out)
+    (_run_sets if sets else _run_l2)(frame, steps, out, upcalls)
+    for i in range(start, len(out)):
+        port, data = out[i]
+        out[i] = (port, rewrap(frame, data))
+
+
 def execute(
     frame: bytes,
     actions: Sequence[OdpAction],
@@ -584,7 +612,10 @@ def execute(
         return out
     out.clear()
     steps, sets = _compile(actions)
-    (_run_sets if sets else _run_l2)(frame, steps, out, upcalls)
+    if type(frame) is VnetFrame:
+        _run_offloaded(frame, steps, sets, out, upcalls)
+    else:
+        (_run_sets if sets else _run_l2)(frame, steps, out, upcalls)
     return out
 
 
@@ -610,7 +641,10 @@ def execute_batch(
     result: dict[int, list[bytes]] = {}
     pairs: list[tuple[int, bytes]] = []
     for frame in frames:
-        run(frame, steps, pairs, upcalls)
+        if type(frame) is VnetFrame:
+            _run_offloaded(frame, steps, sets, pairs, upcalls)
+        else:
+            run(frame, steps, pairs, upcalls)
         for port, data in pairs:
             sent = result.get(port)
             if sent is None:

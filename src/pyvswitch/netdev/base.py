@@ -25,15 +25,15 @@ Packets
 
 Offloads
     A frame may be a ``bytes`` subclass that carries offload work, such as
-    :class:`pyvswitch.netdev.system.VnetFrame`: a frame whose checksum the
+    :class:`pyvswitch.packet.offload.VnetFrame`: a frame whose checksum the
     sender left to the device, or a GSO frame larger than the MTU, with the
     virtio-net header that describes the work. Every ``bytes`` operation
-    works on it. A device that can hand such a header to the kernel (the
-    system provider) passes it through; whoever sends such a frame to a
-    device that cannot must first call
-    :func:`pyvswitch.netdev.system.finish_offloads`, which completes the
-    checksum or cuts the segments in software. A GSO frame counts as one
-    packet in the statistics.
+    works on it, and the datapath keeps the header right as it pushes and
+    pops VLAN tags. Any device's :meth:`send` accepts such frames. One that
+    can hand the header to the kernel (the system provider) passes it
+    through, and a GSO frame counts as one packet in its statistics; one that
+    cannot (dummy, tap) does the work in software first with
+    :func:`finished`, and counts the segments it sends.
 
 Nothing ready, and errors
     :meth:`recv` never blocks: it returns an empty list when nothing is
@@ -62,8 +62,21 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
+from pyvswitch.packet.offload import VnetFrame, finish_offloads
+
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
+
+
+def finished(frames: list[bytes]) -> list[bytes]:
+    """``frames`` with their offload work done, for a device that takes no vnet header.
+
+    The list comes back as it is (the same object) when no frame carries
+    work, which is the common case and costs one pass over the types.
+    """
+    if VnetFrame not in set(map(type, frames)):
+        return frames
+    return [piece for frame in frames for piece in finish_offloads(frame)]
 
 
 class NetdevError(Exception):

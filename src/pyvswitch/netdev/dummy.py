@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, ClassVar
 
-from pyvswitch.netdev.base import Netdev, NetdevOptionError
+from pyvswitch.netdev.base import Netdev, NetdevOptionError, finished
 from pyvswitch.netdev.registry import register_provider
 from pyvswitch.packet.pcap import PcapWriter
 
@@ -118,6 +118,7 @@ class DummyNetdev(Netdev):
         if not self.up or self.closed:
             self.stats.tx_dropped += len(frames)
             return 0
+        frames = finished(frames)
         self._tx.extend(frames)
         self.stats.tx_packets += len(frames)
         self.stats.tx_bytes += sum(map(len, frames))

@@ -54,19 +54,20 @@ Checksum and segmentation offloads
     (nothing to do) with any other frame.
 
     A ``VnetFrame`` that leaves by a device that cannot take a vnet header
-    (a pcap file, a dummy port, a tap without ``IFF_VNET_HDR``) must first go
-    through :func:`finish_offloads`, which completes the checksum in
+    (a dummy port, a tap without ``IFF_VNET_HDR``) is finished by that
+    device's ``send()`` with :func:`finish_offloads`
+    (:mod:`pyvswitch.packet.offload`), which completes the checksum in
     software and, for a GSO frame (TCP over IPv4 or IPv6, UDP with
     ``UDP_SEGMENT``), cuts it into segments of ``gso_size`` bytes of payload.
     The kernel does that itself for frames this device sends, so the
     software path costs nothing unless such a device is in the path.
 
-    Code that rewrites a frame's bytes must keep the header right: a rewrite
-    that moves the L4 header (pushing or popping a VLAN tag) moves
-    ``csum_start`` too, and producing plain ``bytes`` from a ``VnetFrame``
-    (slicing, concatenation) drops the header, so the checksum would leave
-    unfinished. Incremental checksum updates (NAT) stay correct on a partial
-    checksum, as in the kernel.
+    The datapath keeps the header right when it rewrites a frame
+    (:func:`pyvswitch.dpif.execute.execute`): pushing or popping a VLAN tag
+    moves ``csum_start`` with the L4 header, and a rewrite of L3 or L4 fields
+    first finishes the work in software. Anything else that makes plain
+    ``bytes`` from a ``VnetFrame`` (slicing, concatenation) drops the header,
+    and the checksum would leave unfinished.
 
 Errors and link state
     A device whose interface disappears or is set down by someone else
@@ -135,7 +136,16 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pyvswitch.netdev.base import Netdev, NetdevError
 from pyvswitch.netdev.registry import register_provider
-from pyvswitch.packet.checksum import checksum
+from pyvswitch.packet.offload import (
+    NO_VNET,
+    VIRTIO_NET_HDR_F_NEEDS_CSUM,
+    VIRTIO_NET_HDR_GSO_NONE,
+    VNET,
+    VNET_HDR_LEN,
+    VnetFrame,
+    finish_offloads,
+    vnet_header,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -178,18 +188,6 @@ _SLOW_STATUS = (
     | TP_STATUS_GSO_TCP
 )
 
-VIRTIO_NET_HDR_F_NEEDS_CSUM = 1
-VIRTIO_NET_HDR_GSO_NONE = 0
-VIRTIO_NET_HDR_GSO_TCPV4 = 1
-VIRTIO_NET_HDR_GSO_UDP = 3
-VIRTIO_NET_HDR_GSO_TCPV6 = 4
-VIRTIO_NET_HDR_GSO_UDP_L4 = 5
-VIRTIO_NET_HDR_GSO_ECN = 0x80
-#: ``struct virtio_net_hdr``: flags, gso_type, hdr_len, gso_size, csum_start,
-#: csum_offset, in host byte order (what packet sockets use).
-_VNET = struct.Struct("=BBHHHH")
-VNET_HDR_LEN = _VNET.size
-_NO_VNET = bytes(VNET_HDR_LEN)
 
 # tpacket2_hdr is 32 bytes, followed (aligned to 16) by a sockaddr_ll of 20;
 # the kernel puts an Ethernet frame so that its L3 header lands on a 16-byte
@@ -256,41 +254,6 @@ _RECHECK_INTERVAL = 1.0
 #: the datapath may read them per batch, and a netlink query costs about a
 #: millisecond. Our own setters and any state change refresh them at once.
 _PROPERTY_MAX_AGE = 1.0
-
-
-class VnetFrame(bytes):
-    """A frame that carries offload work for the device that sends it.
-
-    ``vnet`` is a ``struct virtio_net_hdr`` (see the module docstring). Make
-    one with ``VnetFrame(data, header)``; :func:`vnet_header` builds a header.
-    """
-
-    vnet: bytes
-
-    def __new__(cls, data: bytes, vnet: bytes) -> VnetFrame:
-        if len(vnet) != VNET_HDR_LEN:
-            raise ValueError(f"a virtio_net_hdr has {VNET_HDR_LEN} bytes, not {len(vnet)}")
-        frame = super().__new__(cls, data)
-        frame.vnet = bytes(vnet)
-        return frame
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Pickling and copying keep the header (the default would lose it).
-        return (VnetFrame, (bytes(self), self.vnet))
-
-
-def vnet_header(
-    *,
-    needs_csum: bool = False,
-    csum_start: int = 0,
-    csum_offset: int = 0,
-    gso_type: int = VIRTIO_NET_HDR_GSO_NONE,
-    gso_size: int = 0,
-    hdr_len: int = 0,
-) -> bytes:
-    """A ``struct virtio_net_hdr`` for a :class:`VnetFrame`."""
-    flags = VIRTIO_NET_HDR_F_NEEDS_CSUM if needs_csum else 0
-    return _VNET.pack(flags, gso_type, hdr_len, gso_size, csum_start, csum_offset)
 
 
 # -- libc through ctypes ------------------------------------------------------------
@@ -674,7 +637,7 @@ class SystemNetdev(Netdev):
             start = slot * self._slot_size + mac
             frame = ring[start : start + length]
             vnet = ring[start - VNET_HDR_LEN : start]
-        flags_, gso_type, hdr_len, gso_size, csum_start, csum_offset = _VNET.unpack(vnet)
+        flags_, gso_type, hdr_len, gso_size, csum_start, csum_offset = VNET.unpack(vnet)
         if status & TP_STATUS_VLAN_VALID:
             tci = words[w + 6] & 0xFFFF
             tpid = words[w + 6] >> 16 if status & TP_STATUS_VLAN_TPID_VALID else 0x8100
@@ -685,7 +648,7 @@ class SystemNetdev(Netdev):
                 csum_start += 4
             if hdr_len:
                 hdr_len += 4
-            vnet = _VNET.pack(flags_, gso_type, hdr_len, gso_size, csum_start, csum_offset)
+            vnet = VNET.pack(flags_, gso_type, hdr_len, gso_size, csum_start, csum_offset)
         if flags_ & VIRTIO_NET_HDR_F_NEEDS_CSUM or gso_type != VIRTIO_NET_HDR_GSO_NONE:
             return VnetFrame(frame, vnet)
         return frame
@@ -787,11 +750,11 @@ class SystemNetdev(Netdev):
         if VnetFrame in set(map(type, frames)):
             parts: list[bytes] = []
             for frame in frames:
-                parts.append(frame.vnet if type(frame) is VnetFrame else _NO_VNET)
+                parts.append(frame.vnet if type(frame) is VnetFrame else NO_VNET)
                 parts.append(frame)
             buf = b"".join(parts)
         else:
-            buf = _NO_VNET + _NO_VNET.join(frames)
+            buf = NO_VNET + NO_VNET.join(frames)
         lengths = array.array(_WORD, map(len, frames))
         lengths = array.array(_WORD, map(operator.add, lengths, itertools.repeat(VNET_HDR_LEN, n)))
         base = ctypes.cast(ctypes.c_char_p(buf), ctypes.c_void_p).value
@@ -927,159 +890,3 @@ class SystemNetdev(Netdev):
             self._sock.close()
             self._sock = None
         self._ok = False
-
-
-# -- software offloads, for devices that cannot take a vnet header -------------------
-
-
-_TCP_FIN_PSH = 0x09
-_TCP_CWR = 0x80
-
-
-def _l3_offset(frame: bytes) -> tuple[int, int]:
-    """The offset of the L3 header and its ethertype, past any VLAN tags."""
-    offset = 12
-    ethertype = int.from_bytes(frame[12:14], "big")
-    while ethertype in (0x8100, 0x88A8, 0x9100) and len(frame) >= offset + 8:
-        offset += 4
-        ethertype = int.from_bytes(frame[offset : offset + 2], "big")
-    return offset + 2, ethertype
-
-
-def _complete_checksum(frame: bytes, start: int, offset: int, end: int) -> bytes:
-    """Fill in a partial checksum as a device would (skb_checksum_help()).
-
-    The field already holds the pseudo-header sum, so summing from ``start``
-    over the field and the rest of the segment gives the whole checksum. As
-    in the kernel, a result of 0 is sent as 0xffff (for UDP, 0 means none).
-    """
-    where = start + offset
-    if where + 2 > end or end > len(frame):
-        return frame
-    value = checksum(frame[start:end]) or 0xFFFF
-    return frame[:where] + value.to_bytes(2, "big") + frame[where + 2 :]
-
-
-def finish_offloads(frame: bytes) -> list[bytes]:
-    """Do in software what a :class:`VnetFrame`'s header asks of the device.
-
-    For a device that cannot take a vnet header: returns plain frames that
-    need nothing more. A frame that is not a ``VnetFrame``, or asks for
-    nothing, comes back unchanged. A GSO frame (TCP over IPv4 or IPv6, or UDP
-    with ``GSO_UDP_L4``) is cut into segments of ``gso_size`` payload bytes
-    with their lengths, IPv4 identifiers, TCP sequence numbers and flags, and
-    all checksums computed; otherwise a ``NEEDS_CSUM`` checksum is completed.
-    A frame it cannot parse, or one asking for UDP fragmentation (UFO, which
-    Linux no longer produces), comes back as plain bytes with its checksum
-    completed where the header says, which is all that can be done for it.
-    """
-    if type(frame) is not VnetFrame:
-        return [frame]
-    flags, gso_type, _, gso_size, csum_start, csum_offset = _VNET.unpack(frame.vnet)
-    data = bytes(frame)
-    gso_type &= ~VIRTIO_NET_HDR_GSO_ECN
-    l3, ethertype = _l3_offset(data)
-    end = len(data)
-    if ethertype == 0x0800 and len(data) >= l3 + 20:
-        end = min(end, l3 + int.from_bytes(data[l3 + 2 : l3 + 4], "big"))
-    elif ethertype == 0x86DD and len(data) >= l3 + 40:
-        end = min(end, l3 + 40 + int.from_bytes(data[l3 + 4 : l3 + 6], "big"))
-    if (
-        gso_type
-        in (
-            VIRTIO_NET_HDR_GSO_TCPV4,
-            VIRTIO_NET_HDR_GSO_TCPV6,
-            VIRTIO_NET_HDR_GSO_UDP_L4,
-        )
-        and gso_size
-    ):
-        segments = _segment(
-            data[:end],
-            l3,
-            ethertype,
-            gso_type,
-            gso_size,
-            csum_start if flags & VIRTIO_NET_HDR_F_NEEDS_CSUM else 0,
-        )
-        if segments is not None:
-            return segments
-    if flags & VIRTIO_NET_HDR_F_NEEDS_CSUM:
-        data = _complete_checksum(data, csum_start, csum_offset, end)
-    return [data]
-
-
-def _segment(
-    data: bytes, l3: int, ethertype: int, gso_type: int, gso_size: int, l4: int
-) -> list[bytes] | None:
-    """Software GSO of one TCP or UDP super-frame; None when it cannot be parsed."""
-    if ethertype == 0x0800 and len(data) >= l3 + 20 and data[l3] >> 4 == 4:
-        ipv4 = True
-        l4 = l4 or l3 + (data[l3] & 0x0F) * 4
-        addresses = data[l3 + 12 : l3 + 20]
-    elif ethertype == 0x86DD and len(data) >= l3 + 40 and data[l3] >> 4 == 6:
-        ipv4 = False
-        # Without csum_start, only a TCP or UDP header right after the fixed
-        # IPv6 header is found; extension headers need the offset.
-        if not l4:
-            if data[l3 + 6] not in (6, 17):
-                return None
-            l4 = l3 + 40
-        addresses = data[l3 + 8 : l3 + 40]
-    else:
-        return None
-    tcp = gso_type != VIRTIO_NET_HDR_GSO_UDP_L4
-    if tcp:
-        if len(data) < l4 + 20:
-            return None
-        l4_len = (data[l4 + 12] >> 4) * 4
-        proto = 6
-    else:
-        l4_len = 8
-        proto = 17
-    payload_at = l4 + l4_len
-    if len(data) < payload_at:
-        return None
-    payload = data[payload_at:]
-    if len(payload) <= gso_size:
-        return None
-    head = bytearray(data[:payload_at])
-    ip_id = int.from_bytes(data[l3 + 4 : l3 + 6], "big")
-    seq = int.from_bytes(data[l4 + 4 : l4 + 8], "big") if tcp else 0
-    flags = data[l4 + 13] if tcp else 0
-    out: list[bytes] = []
-    for index, offset in enumerate(range(0, len(payload), gso_size)):
-        chunk = payload[offset : offset + gso_size]
-        segment_l4 = l4_len + len(chunk)
-        if ipv4:
-            struct.pack_into("!H", head, l3 + 2, payload_at - l3 + len(chunk))
-            struct.pack_into(
-                "!HH",
-                head,
-                l3 + 4,
-                (ip_id + index) & 0xFFFF,
-                int.from_bytes(data[l3 + 6 : l3 + 8], "big"),
-            )
-            struct.pack_into("!H", head, l3 + 10, 0)
-            ihl = (data[l3] & 0x0F) * 4
-            struct.pack_into("!H", head, l3 + 10, checksum(bytes(head[l3 : l3 + ihl])))
-            pseudo = addresses + struct.pack("!BBH", 0, proto, segment_l4)
-        else:
-            struct.pack_into("!H", head, l3 + 4, payload_at - l3 - 40 + len(chunk))
-            pseudo = addresses + struct.pack("!IxxxB", segment_l4, proto)
-        if tcp:
-            segment_flags = flags
-            if offset + gso_size < len(payload):
-                segment_flags &= ~_TCP_FIN_PSH
-            if index:
-                segment_flags &= ~_TCP_CWR
-            struct.pack_into("!I", head, l4 + 4, (seq + offset) & 0xFFFFFFFF)
-            head[l4 + 13] = segment_flags
-            struct.pack_into("!H", head, l4 + 16, 0)
-            value = checksum(pseudo + bytes(head[l4:]) + chunk)
-            struct.pack_into("!H", head, l4 + 16, value)
-        else:
-            struct.pack_into("!HH", head, l4 + 4, segment_l4, 0)
-            value = checksum(pseudo + bytes(head[l4:]) + chunk) or 0xFFFF
-            struct.pack_into("!H", head, l4 + 6, value)
-        out.append(bytes(head) + chunk)
-    return out

@@ -65,7 +65,7 @@ from pyroute2.netlink.rtnl import (  # type: ignore[import-untyped, unused-ignor
 )
 from pyroute2.netlink.rtnl.marshal import MarshalRtnl  # type: ignore[import-untyped, unused-ignore]
 
-from pyvswitch.netdev.base import Netdev, NetdevError
+from pyvswitch.netdev.base import Netdev, NetdevError, finished
 from pyvswitch.netdev.registry import register_provider
 from pyvswitch.netdev.rtnl import rtnl_request
 
@@ -292,6 +292,7 @@ class TapNetdev(Netdev):
         if fd < 0 or self.error is not None:
             stats.tx_dropped += len(frames)
             return 0
+        frames = finished(frames)
         sent = nbytes = 0
         write = os.write
         for i, frame in enumerate(frames):
