@@ -168,19 +168,14 @@ def test_normal_learning_between_two_namespaces(switch: Switch) -> None:
     assert requests[0].endswith(f"actions:{odp[p2]}")
 
 
-def test_tcp_transfer_arrives_intact(switch: Switch) -> None:
-    """A few megabytes over TCP, with the veths' default offloads on: what the
-    receiver hashes is what the sender sent."""
-    br = switch.bridge("br")
-    ns1, _, _ = switch.host(br, f"{NET}.1")
-    ns2, _, _ = switch.host(br, f"{NET}.2")
-    size = 4 << 20
+def hashed_transfer(sender_ns: str, receiver_ns: str, address: str, size: int = 4 << 20) -> None:
+    """Send ``size`` random bytes over TCP; the receiver's count and SHA-256 must match."""
     receiver = subprocess.Popen(
         [
             "ip",
             "netns",
             "exec",
-            ns2,
+            receiver_ns,
             sys.executable,
             "-c",
             "import hashlib, socket\n"
@@ -195,27 +190,53 @@ def test_tcp_transfer_arrives_intact(switch: Switch) -> None:
     )
     try:
         sender = in_netns(
-            ns1,
+            sender_ns,
             sys.executable,
             "-c",
             "import hashlib, random, socket, time\n"
             f"data = random.Random(7).randbytes({size})\n"
             "for _ in range(100):\n"
             "    try:\n"
-            f"        c = socket.create_connection(('{NET}.2', 5001), timeout=5); break\n"
+            f"        c = socket.create_connection(('{address}', 5001), timeout=5); break\n"
             "    except OSError:\n"
             "        time.sleep(0.1)\n"
             "c.sendall(data); c.close()\n"
             "print(len(data), hashlib.sha256(data).hexdigest())\n",
             timeout=60,
+            check=False,
         )
         out, _ = receiver.communicate(timeout=60)
     finally:
         if receiver.poll() is None:
             receiver.kill()
             receiver.wait(10)
+    assert sender.returncode == 0, sender.stderr
     assert out.split() == sender.stdout.split()
     assert out.split()[0] == str(size)
+
+
+def test_tcp_transfer_arrives_intact(switch: Switch) -> None:
+    """A few megabytes over TCP, with the veths' default offloads on: what the
+    receiver hashes is what the sender sent."""
+    br = switch.bridge("br")
+    ns1, _, _ = switch.host(br, f"{NET}.1")
+    ns2, _, _ = switch.host(br, f"{NET}.2")
+    hashed_transfer(ns1, ns2, f"{NET}.2")
+
+
+def test_tcp_across_a_trunk_with_offloads(switch: Switch) -> None:
+    """Access port -> trunk (a veth between two bridges) -> access port: the
+    segments get a tag pushed and popped on the way, and the checksums the
+    veth left to the device must still be completed where the TCP header now
+    is (the OpenStack compute node's path to its provider network)."""
+    br_a = switch.bridge("bra")
+    br_b = switch.bridge("brb")
+    ns1, _, _ = switch.host(br_a, f"{NET}.1", tag="10")
+    ns2, _, _ = switch.host(br_b, f"{NET}.2", tag="10")
+    va, vb = switch.lab.veth()
+    switch.vsctl("add-port", br_a, va, "--", "add-port", br_b, vb)
+    hashed_transfer(ns1, ns2, f"{NET}.2")
+    hashed_transfer(ns2, ns1, f"{NET}.1")
 
 
 def test_access_ports_keep_vlans_apart(switch: Switch) -> None:
