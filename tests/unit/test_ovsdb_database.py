@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pyvswitch.ovsdb.data import OvsdbError, datum_from_json, datum_to_json
-from pyvswitch.ovsdb.database import Database
+from pyvswitch.ovsdb.database import Database, WaitPending
 from pyvswitch.ovsdb.schema import DbSchema, load_vswitch_schema
 
 SCHEMA = load_vswitch_schema()
@@ -34,8 +34,8 @@ def _db() -> Database:
     return db
 
 
-def ok(db: Database, ops: list[Any]) -> list[Any]:
-    results, _ = db.transact(ops)
+def ok(db: Database, ops: list[Any], elapsed_ms: int | None = None) -> list[Any]:
+    results, _ = db.transact(ops, elapsed_ms=elapsed_ms)
     assert all(r is not None and "error" not in r for r in results), results
     return results
 
@@ -474,6 +474,134 @@ def test_wait_comment_commit_abort_assert() -> None:
         "details": "Asserted lock l not held.",
     }
     assert db.transact([{"op": "assert", "lock": "l"}], locks_held=frozenset({"l"}))[0] == [{}]
+
+
+# -- wait with a timeout: what the engine reports to the server that waits -----------
+# Expected texts are those Open vSwitch 3.1's ovsdb-server (through a JSON-RPC
+# client) and ovsdb-tool transact (which cannot wait) gave for the same requests.
+
+
+def _wait_cfg(value: int, **extra: Any) -> dict[str, Any]:
+    """A wait until Open_vSwitch's next_cfg is ``value``."""
+    return {
+        "op": "wait",
+        "table": OVS,
+        "where": [],
+        "columns": ["next_cfg"],
+        "until": "==",
+        "rows": [{"next_cfg": value}],
+        **extra,
+    }
+
+
+def _set_cfg(value: int) -> dict[str, Any]:
+    return {"op": "update", "table": OVS, "where": [], "row": {"next_cfg": value}}
+
+
+def test_an_unmet_wait_reports_how_long_it_may_wait_and_changes_nothing() -> None:
+    db = _db()
+    before = db.to_json()
+    with pytest.raises(WaitPending) as forever:
+        db.transact([_set_cfg(5), _wait_cfg(1)], elapsed_ms=0)
+    assert forever.value.timeout_ms is None
+    with pytest.raises(WaitPending) as bounded:
+        db.transact([_wait_cfg(1, timeout=300), _set_cfg(5)], elapsed_ms=299)
+    assert bounded.value.timeout_ms == 300
+    assert db.to_json() == before, "a pending transaction changed the database"
+    # Once the condition holds, the same transaction runs as usual.
+    ok(db, [_set_cfg(1)])
+    assert ok(db, [_wait_cfg(1, timeout=300), _set_cfg(5)], elapsed_ms=120) == [{}, {"count": 1}]
+    assert select(db, OVS, ["next_cfg"]) == [{"next_cfg": 5}]
+
+
+@pytest.mark.parametrize(
+    ("timeout", "elapsed_ms", "details"),
+    [
+        # Tried at once with timeout 0: the immediate failure of today's clients.
+        (0, 0, '"where" clause test failed'),
+        (300, 300, '"wait" timed out after 300 ms'),
+        (300, 301, '"wait" timed out after 301 ms'),
+        # Timeout 0, but the transaction was pending on another wait and this
+        # one stopped holding 200 ms later.
+        (0, 200, '"wait" timed out after 200 ms'),
+        # Open vSwitch's JSON reader reads 1.0 as the integer 1.
+        (1.0, 1, '"wait" timed out after 1 ms'),
+    ],
+)
+def test_a_wait_whose_timeout_passed_fails_as_ovsdb_server_says(
+    timeout: float, elapsed_ms: int, details: str
+) -> None:
+    db = _db()
+    before = db.to_json()
+    ops = [{"op": "comment", "comment": "c"}, _wait_cfg(1, timeout=timeout), _set_cfg(5)]
+    results, changes = db.transact(ops, elapsed_ms=elapsed_ms)
+    assert results == [{}, {"error": "timed out", "details": details}, None]
+    assert changes is None
+    assert db.to_json() == before
+
+
+def test_a_later_wait_without_timeout_keeps_waiting_after_an_earlier_ones_timeout() -> None:
+    # The first wait holds (timeout 100 ms), the second has no timeout:
+    # ovsdb-server still waited after 600 ms.
+    db = _db()
+    ops = [_wait_cfg(0, timeout=100), _wait_cfg(1)]
+    with pytest.raises(WaitPending) as pending:
+        db.transact(ops, elapsed_ms=600)
+    assert pending.value.timeout_ms is None
+    # When a commit breaks the first wait, its timeout has long passed.
+    ok(db, [_set_cfg(2)])
+    results, _ = db.transact(ops, elapsed_ms=601)
+    assert results == [{"error": "timed out", "details": '"wait" timed out after 601 ms'}, None]
+
+
+def test_a_caller_that_cannot_wait_gets_not_supported() -> None:
+    db = _db()
+    ops = [{"op": "comment", "comment": "c"}, _wait_cfg(1), {"op": "comment", "comment": "d"}]
+    results, changes = db.transact(ops)
+    assert results == [{}, {"error": "not supported", "details": "triggers not supported"}, None]
+    assert changes is None
+    assert err(db, [_wait_cfg(1, timeout=5)])["error"] == "not supported"
+    assert err(db, [_wait_cfg(1, timeout=0)])["details"] == '"where" clause test failed'
+
+
+@pytest.mark.parametrize(
+    ("extra", "details"),
+    [
+        (
+            {"foo": 1},
+            "Parsing ovsdb operation 1 of 1 failed: Member 'foo' is present but not allowed here.",
+        ),
+        (
+            {"timeout": 0.5},
+            "Parsing ovsdb operation 1 of 1 failed: Type mismatch for member 'timeout'.",
+        ),
+        (
+            {"timeout": 1e30},
+            "Parsing ovsdb operation 1 of 1 failed: Type mismatch for member 'timeout'.",
+        ),
+        (
+            {"timeout": 2**63},
+            "Parsing ovsdb operation 1 of 1 failed: Type mismatch for member 'timeout'.",
+        ),
+        ({"timeout": -1}, "timeout must be nonnegative"),
+    ],
+)
+def test_a_bad_wait_fails_at_once_instead_of_waiting(extra: dict[str, Any], details: str) -> None:
+    db = _db()
+    results, changes = db.transact([_wait_cfg(1, **extra)], elapsed_ms=0)
+    assert changes is None
+    assert results[0]["error"] == "syntax error"
+    assert results[0]["details"] == details
+
+
+def test_a_wait_missing_members_names_the_first_as_ovsdb_server_does() -> None:
+    db = _db()
+    assert err(db, [{"op": "wait"}])["details"] == (
+        "Parsing ovsdb operation 1 of 1 failed: Required 'where' member is missing."
+    )
+    assert err(db, [{"op": "abort", "x": 1}])["details"] == (
+        "Parsing ovsdb operation 1 of 1 failed: Member 'x' is present but not allowed here."
+    )
 
 
 def test_parse_errors_wrap_like_ovsdb_server() -> None:

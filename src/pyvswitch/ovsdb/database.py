@@ -14,11 +14,13 @@ strong references, garbage collection of unreferenced rows of non-root tables,
 ovsdb-server's shapes and texts; ``tests/interop/test_ovs_ovsdb_engine.py``
 compares them with a real ovsdb-server.
 
+A ``wait`` whose condition does not hold raises :class:`WaitPending` (the
+engine has no clock): the server keeps the transaction and runs it again, with
+the time elapsed since its first try, after every commit and when its timeout
+comes, as ovsdb-server's triggers do.
+
 Known differences from ovsdb-server:
 
-- ``wait`` checks its condition once: if it does not hold the transaction fails
-  with "timed out", as ovsdb-server does for ``"timeout": 0``. Longer (or
-  absent) timeouts are not waited for yet.
 - Reference counts and garbage collection are computed over the whole database
   after each transaction, not only over the rows the transaction touched. The
   results are the same for any database built by transactions; a snapshot
@@ -75,6 +77,20 @@ def _is_id(value: Any) -> bool:
         and (value[0].isascii() and (value[0].isalpha() or value[0] == "_"))
         and all(c in _ID_CHARS for c in value)
     )
+
+
+def _is_integer(value: Any) -> bool:
+    """Whether Open vSwitch's JSON reader would read ``value`` as an integer.
+
+    Its lexer turns any number with an integral value that fits in 64 bits
+    into an integer (``1.0`` and ``1e2`` too); other numbers stay real, and
+    ovsdb-server refuses a real where it wants an integer ("timeout": 0.5).
+    """
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, float):
+        return value.is_integer() and _INT64_MIN <= value <= _INT64_MAX
+    return isinstance(value, int) and _INT64_MIN <= value <= _INT64_MAX
 
 
 def _row_to_json(
@@ -199,7 +215,7 @@ class _Parser:
             "array": isinstance(value, list),
             "object": isinstance(value, dict),
             "boolean": isinstance(value, bool),
-            "number": isinstance(value, int | float) and not isinstance(value, bool),
+            "integer": _is_integer(value),
         }[kind]
         if not ok:
             self.raise_error(f"Type mismatch for member '{name}'.")
@@ -349,6 +365,23 @@ class _Mutation:
 # Transactions
 
 
+class WaitPending(Exception):  # noqa: N818 (a report, not an error)
+    """A "wait" operation's condition does not hold yet, and it may still come true.
+
+    ovsdb-server keeps such a transaction and runs it again after every commit
+    until it succeeds or times out. ``timeout_ms`` is how long after the
+    transaction's first try it times out (None: it waits for ever); trying it
+    again at that moment, with that ``elapsed_ms``, gives the "timed out" result.
+    Nothing is committed and no result is given while it is pending.
+    """
+
+    def __init__(self, timeout_ms: int | None) -> None:
+        super().__init__(
+            "waiting for ever" if timeout_ms is None else f"waiting up to {timeout_ms} ms"
+        )
+        self.timeout_ms = timeout_ms
+
+
 @dataclass
 class _Symbol:
     uuid: uuid.UUID
@@ -365,12 +398,14 @@ class _Txn:
         versions: dict[str, dict[uuid.UUID, uuid.UUID]],
         new_uuid: Callable[[], uuid.UUID],
         locks_held: frozenset[str],
+        elapsed_ms: int | None,
     ):
         self.schema = schema
         self.committed = committed
         self.versions = versions
         self.new_uuid = new_uuid
         self.locks_held = locks_held
+        self.elapsed_ms = elapsed_ms
         self.work: dict[str, dict[uuid.UUID, Row]] = {}
         # Rows touched, per table, in the order touched (dict as ordered set).
         self.touched: dict[str, dict[uuid.UUID, None]] = {}
@@ -698,18 +733,22 @@ class _Txn:
         return {"count": len(matched)}
 
     def op_wait(self, p: _Parser) -> dict[str, Any]:
-        table = self.table(p)
-        timeout = p.member("timeout", "number", optional=True)
+        # Members are read in ovsdb-server's order, so that the first missing
+        # or mistyped one reported is the same.
+        timeout = p.member("timeout", "integer", optional=True)
         where = p.member("where", "array")
         columns_json = p.member("columns", "array", optional=True)
         until = p.member("until", "string")
         rows_json = p.member("rows", "array")
+        table = self.table(p)
         p.check()
         assert table is not None
         clauses = self.parse_where(table, where)
         columns = self.parse_columns(table, columns_json)
-        if timeout is not None and timeout < 0:
-            raise syntax_error(timeout, "timeout must be nonnegative")
+        timeout_ms = None if timeout is None else int(timeout)
+        if timeout_ms is not None and timeout_ms < 0:
+            # Echoed as the integer Open vSwitch's JSON reader made of it.
+            raise syntax_error(timeout_ms, "timeout must be nonnegative")
         if until not in ("==", "!="):
             raise syntax_error(until, '"until" must be "==" or "!="')
         expected: set[tuple[Datum, ...]] = set()
@@ -725,9 +764,20 @@ class _Txn:
             for u in self.query(table, clauses)
         }
         if (actual == expected) != (until == "=="):
-            # Longer timeouts are not waited for yet: see the module docstring.
-            raise OvsdbError("timed out", '"where" clause test failed')
+            self._unmet_wait(timeout_ms)
         return {}
+
+    def _unmet_wait(self, timeout_ms: int | None) -> None:
+        """A wait's condition does not hold: fail, or ask the caller to try again later."""
+        elapsed = self.elapsed_ms or 0
+        if timeout_ms is not None and elapsed >= timeout_ms:
+            if elapsed:
+                raise OvsdbError("timed out", f'"wait" timed out after {elapsed} ms')
+            raise OvsdbError("timed out", '"where" clause test failed')
+        if self.elapsed_ms is None:
+            # The caller cannot wait, as with ovsdb-tool's transact.
+            raise OvsdbError("not supported", "triggers not supported")
+        raise WaitPending(timeout_ms)
 
     @staticmethod
     def _default(table: TableSchema, column: str) -> Datum:
@@ -1046,7 +1096,10 @@ class Database:
     # -- transactions
 
     def transact(
-        self, ops: list[Any], locks_held: frozenset[str] = frozenset()
+        self,
+        ops: list[Any],
+        locks_held: frozenset[str] = frozenset(),
+        elapsed_ms: int | None = None,
     ) -> tuple[list[Any], Changes | None]:
         """Run one transaction (the operations after the database name in "transact" params).
 
@@ -1056,8 +1109,17 @@ class Database:
         all the results. Changes is None when nothing was committed (an error,
         or a transaction that changed nothing). ``locks_held`` are the locks
         the client owns, for "assert".
+
+        ``elapsed_ms`` is how long ago the caller first tried this transaction
+        (0 on the first try). A "wait" whose condition does not hold then
+        raises :class:`WaitPending` unless its timeout has passed, and the
+        caller tries again later, as ovsdb-server's triggers do. With None
+        the caller cannot wait: such a "wait" fails at once with "not
+        supported", as ovsdb-tool's does ("timeout": 0 still gives "timed out").
         """
-        txn = _Txn(self.schema, self._tables, self._versions, self._new_uuid, locks_held)
+        txn = _Txn(
+            self.schema, self._tables, self._versions, self._new_uuid, locks_held, elapsed_ms
+        )
         results: list[Any] = []
         count = len(ops)
         for i, op in enumerate(ops):
@@ -1067,7 +1129,13 @@ class Database:
                 result = txn.execute(parser)
                 error = parser.finish()
             except OvsdbError as exc:
-                error = parser.error or exc
+                # A parse error (an unknown member too) overrides any other
+                # error, as in ovsdb_execute_compose().
+                error = parser.finish() or exc
+            except WaitPending:
+                error = parser.finish()
+                if error is None:
+                    raise
             if error is not None:
                 results.append(error.to_json())
                 results.extend(None for _ in range(count - len(results)))
@@ -1196,4 +1264,12 @@ def monitor_columns(table: TableSchema, request: Any) -> tuple[list[str], bool]:
     return columns, initial
 
 
-__all__ = ["Changes", "Database", "OvsdbError", "Row", "TableUpdates", "monitor_columns"]
+__all__ = [
+    "Changes",
+    "Database",
+    "OvsdbError",
+    "Row",
+    "TableUpdates",
+    "WaitPending",
+    "monitor_columns",
+]

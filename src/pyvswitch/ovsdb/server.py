@@ -7,12 +7,22 @@ our own tools talk to the database this way. One asyncio server owns the
 to the journal (with fsync) and only then answered, so an acknowledged
 transaction survives a crash; then every monitor is told what changed.
 
+A transaction whose ``wait`` operation does not hold yet is kept, not failed,
+as ovsdb-server keeps it (its "triggers"): it runs again after every commit
+that changed something, pending transactions in the order they arrived, until
+it succeeds (then it commits and is answered) or its timeout passes (then it is
+answered with the "timed out" error). Other requests, of this client or any
+other, go on meanwhile. A ``cancel`` notification naming its request id, or
+the client disconnecting, drops it without an answer, as ovsdb-server does for
+clients that have not asked to be told of database changes.
+
 Framing is OVSDB's: JSON values back to back on the stream, no delimiters.
 Methods: ``list_dbs``, ``get_schema``, ``transact``, ``monitor``, ``cancel``,
 ``echo``, and ``lock``/``steal``/``unlock`` (always granted: there is one
 server). ``monitor_cond``, ``monitor_cond_since`` and the ``_Server`` database
 answer with the errors Open vSwitch's client library falls back from, to
-plain ``monitor`` -- as an older ovsdb-server does.
+plain ``monitor`` -- as an older ovsdb-server does. Notifications other than
+``cancel`` are ignored, as ovsdb-server ignores them.
 """
 
 from __future__ import annotations
@@ -29,7 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pyvswitch.ovsdb.database import Changes, Database
+from pyvswitch.ovsdb.data import syntax_error
+from pyvswitch.ovsdb.database import Changes, Database, WaitPending
 from pyvswitch.ovsdb.journal import Journal, JournalError
 from pyvswitch.ovsdb.schema import DbSchema, load_vswitch_schema
 
@@ -68,11 +79,25 @@ class Monitor:
 
 
 @dataclass(eq=False)
+class Trigger:
+    """A ``transact`` request waiting for its ``wait`` operations to hold."""
+
+    session: Session
+    request_id: Any
+    ops: list[Any]
+    #: When it was first tried, in whole milliseconds of the event loop's clock.
+    created_ms: int
+    timer: asyncio.TimerHandle | None = None
+
+
+@dataclass(eq=False)
 class Session:
     """One connected client."""
 
     writer: asyncio.StreamWriter
     monitors: dict[str, Monitor] = field(default_factory=dict)
+    #: Its pending transactions, by request id (``_id_key``).
+    triggers: dict[str, Trigger] = field(default_factory=dict)
 
     def send(self, message: dict[str, Any]) -> None:
         self.writer.write(json.dumps(message, separators=(",", ":")).encode())
@@ -95,7 +120,11 @@ class OvsdbServer:
         self.on_commit: Callable[[], None] | None = None
         self.compact_at = compact_at
         self.sessions: set[Session] = set()
+        #: Every client's pending transactions, oldest first.
+        self.triggers: list[Trigger] = []
+        self._triggers_due = False
         self._server: asyncio.base_events.Server | None = None
+        self._handlers: set[asyncio.Task[Any]] = set()
 
     @property
     def name(self) -> str:
@@ -118,12 +147,22 @@ class OvsdbServer:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+        for trigger in list(self.triggers):
+            self._forget(trigger)
         for session in list(self.sessions):
             session.writer.close()
+        # Let each connection's handler see its end and finish, rather than
+        # leave it to be cancelled when the event loop stops.
+        if self._handlers:
+            await asyncio.wait(self._handlers, timeout=1)
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         session = Session(writer)
         self.sessions.add(session)
+        handler = asyncio.current_task()
+        if handler is not None:
+            self._handlers.add(handler)
+            handler.add_done_callback(self._handlers.discard)
         decoder = json.JSONDecoder()
         buffer = ""
         try:
@@ -150,6 +189,8 @@ class OvsdbServer:
             pass
         finally:
             self.sessions.discard(session)
+            for trigger in list(session.triggers.values()):
+                self._forget(trigger)
             writer.close()
 
     # -- JSON-RPC ----------------------------------------------------------------
@@ -162,14 +203,22 @@ class OvsdbServer:
         if method is None:
             return  # a reply (to an echo we sent): nothing to do
         params = message.get("params", [])
-        try:
-            result = self._call(session, method, params if isinstance(params, list) else [])
-        except RpcError as exc:
-            if msg_id is not None:
-                session.send({"id": msg_id, "result": None, "error": exc.to_json()})
+        if not isinstance(params, list):
+            params = []
+        if msg_id is None:
+            if method == "cancel":
+                self._cancel(session, params)
             return
-        if msg_id is not None:
-            session.send({"id": msg_id, "result": result, "error": None})
+        try:
+            if method == "transact":
+                self._check_db(params)
+                self._start_trigger(session, msg_id, params)
+                return
+            result = self._call(session, method, params)
+        except RpcError as exc:
+            session.send({"id": msg_id, "result": None, "error": exc.to_json()})
+            return
+        session.send({"id": msg_id, "result": result, "error": None})
 
     def _check_db(self, params: list[Any]) -> None:
         if not params or params[0] != self.name:
@@ -189,9 +238,6 @@ class OvsdbServer:
         if method == "get_schema":
             self._check_db(params)
             return self.db.schema.to_json()
-        if method == "transact":
-            self._check_db(params)
-            return self.transact(params[1:])
         if method == "monitor":
             self._check_db(params)
             if len(params) < 3 or not isinstance(params[2], dict):
@@ -215,8 +261,88 @@ class OvsdbServer:
         raise RpcError("unknown method", method)
 
     def transact(self, ops: list[Any]) -> list[Any]:
-        """Apply one transaction: commit, persist, then notify monitors."""
+        """Apply one transaction now, for callers in this process (the daemon's write-backs).
+
+        It cannot wait: a ``wait`` that does not hold fails at once ("timed
+        out" with ``"timeout": 0``, else "not supported"), as in ovsdb-tool.
+        """
         results, changes = self.db.transact(ops)
+        return self._commit(results, changes)
+
+    # -- pending transactions (ovsdb-server's triggers) ------------------------------
+
+    def _start_trigger(self, session: Session, request_id: Any, params: list[Any]) -> None:
+        key = _id_key(request_id)
+        if key in session.triggers:
+            # ovsdb-server refuses the new request and keeps the pending one.
+            error = syntax_error(params, "transact: duplicate request ID")
+            session.send({"id": request_id, "result": None, "error": error.to_json()})
+            return
+        trigger = Trigger(session, request_id, params[1:], _now_ms())
+        if not self._try(trigger):
+            session.triggers[key] = trigger
+            self.triggers.append(trigger)
+
+    def _try(self, trigger: Trigger) -> bool:
+        """Run a transaction (again); answer it and return True unless it must wait on."""
+        elapsed_ms = _now_ms() - trigger.created_ms
+        try:
+            results, changes = self.db.transact(trigger.ops, elapsed_ms=elapsed_ms)
+        except WaitPending as pending:
+            self._arm(trigger, pending.timeout_ms)
+            return False
+        results = self._commit(results, changes)
+        trigger.session.send({"id": trigger.request_id, "result": results, "error": None})
+        return True
+
+    def _arm(self, trigger: Trigger, timeout_ms: int | None) -> None:
+        """Run the transaction again when its timeout passes (it may differ at each try)."""
+        if trigger.timer is not None:
+            trigger.timer.cancel()
+            trigger.timer = None
+        if timeout_ms is None:
+            return
+        loop = asyncio.get_running_loop()
+        # The loop may wake a hair early, before the millisecond clock has
+        # reached the timeout; the retry then re-arms a millisecond later.
+        when = max((trigger.created_ms + timeout_ms) / 1000, loop.time() + 0.001)
+        trigger.timer = loop.call_at(when, self._expire, trigger)
+
+    def _expire(self, trigger: Trigger) -> None:
+        trigger.timer = None
+        if self._try(trigger):
+            self._forget(trigger)
+
+    def _run_triggers(self) -> None:
+        """After a commit: run every pending transaction again, oldest first."""
+        self._triggers_due = False
+        # A commit here only schedules work (monitors' writes, the next run),
+        # so the list changes only through the trigger being tried.
+        for trigger in list(self.triggers):
+            if self._try(trigger):
+                self._forget(trigger)
+
+    def _forget(self, trigger: Trigger) -> None:
+        if trigger.timer is not None:
+            trigger.timer.cancel()
+            trigger.timer = None
+        trigger.session.triggers.pop(_id_key(trigger.request_id), None)
+        with contextlib.suppress(ValueError):
+            self.triggers.remove(trigger)
+
+    def _cancel(self, session: Session, params: list[Any]) -> None:
+        # ovsdb-server answers a cancelled transaction ("canceled") only to
+        # clients that sent set_db_change_aware, which this server does not
+        # offer; to the others it says nothing.
+        if len(params) == 1:
+            trigger = session.triggers.get(_id_key(params[0]))
+            if trigger is not None:
+                self._forget(trigger)
+
+    # -- committing ------------------------------------------------------------------
+
+    def _commit(self, results: list[Any], changes: Changes | None) -> list[Any]:
+        """Persist and publish what a transaction changed; return its results."""
         if changes is not None:
             if self.journal is not None:
                 try:
@@ -235,6 +361,11 @@ class OvsdbServer:
             self._notify(changes)
             if self.on_commit is not None:
                 self.on_commit()
+            if self.triggers and not self._triggers_due:
+                # Pending transactions run after the one that committed has
+                # been answered, as in ovsdb-server's main loop.
+                self._triggers_due = True
+                asyncio.get_running_loop().call_soon(self._run_triggers)
         return results
 
     def _reload(self) -> None:
@@ -251,6 +382,16 @@ class OvsdbServer:
                     session.send(
                         {"id": None, "method": "update", "params": [monitor.monitor_id, filtered]}
                     )
+
+
+def _id_key(request_id: Any) -> str:
+    """A request id as a dict key: ids are any JSON, compared by value."""
+    return json.dumps(request_id, sort_keys=True)
+
+
+def _now_ms() -> int:
+    """The event loop's clock in whole milliseconds, as ovsdb-server's time_msec()."""
+    return int(asyncio.get_running_loop().time() * 1000)
 
 
 def _monitor_columns(requests: dict[str, Any]) -> dict[str, list[str] | None]:
