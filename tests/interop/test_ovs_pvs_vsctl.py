@@ -2,15 +2,19 @@
 
 The same command sequences run through Open vSwitch's own ovs-vsctl (with
 ``--no-wait``) against its own ovsdb-server, and through pvs-vsctl against
-ours. Exit codes, outputs and error messages must be the same once the program
-name is swapped and UUIDs (which the two servers draw differently) are
-replaced; ``show``, ``list`` and ``find`` print rows in UUID order, so their
-lines are compared as a multiset.
+ours, each sequence on fresh databases. Exit codes, outputs, error messages
+and warnings must be the same once the program name is swapped and UUIDs
+(which the two servers draw differently) are replaced; ``show``, ``list`` and
+``find`` print rows in UUID order, so their lines are compared as a multiset
+(and the rows of a JSON table as a set). Each sequence ends by listing the
+tables it touched, so the databases the two tools leave behind are compared
+too.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import subprocess
@@ -29,9 +33,16 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.ovs
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-# ovs-vsctl also logs some errors through vlog, with a timestamp; pvs-vsctl
-# does not log. Those lines are left out of the comparison.
-VLOG = re.compile(r"^\d{4}-\d\d-\d\dT[\d:]+Z\|")
+SHORT_UUID = re.compile(r">[0-9a-f]{8}</a>")
+# ovs-vsctl logs its warnings through vlog, with a timestamp and a module
+# name; pvs-vsctl prints "pvs-vsctl: warning: ...". Both become "warning: ...".
+# The IDL library also logs a failed transaction, which ovs-vsctl then
+# reports as an error anyway: that log line is left out.
+WARNING = re.compile(
+    r"^(\d{4}-\d\d-\d\dT[\d:]+Z\|\d+\|(vsctl|db_ctl_base)\|WARN\||pvs-vsctl: warning: )",
+    re.MULTILINE,
+)
+IDL_LOG = re.compile(r"^\d{4}-\d\d-\d\dT[\d:]+Z\|\d+\|ovsdb_idl\|.*\n", re.MULTILINE)
 
 # Commands whose output lists rows in UUID order.
 UNORDERED = {"show", "list", "find"}
@@ -190,6 +201,366 @@ SEQUENCE: list[list[str]] = [
 ]
 
 
+# Every table a sequence may change, listed at its end to compare what is stored.
+LIST_ALL = [
+    ["list", table]
+    for table in (
+        "Open_vSwitch",
+        "Bridge",
+        "Port",
+        "Interface",
+        "Controller",
+        "Manager",
+        "SSL",
+        "Mirror",
+        "NetFlow",
+        "sFlow",
+        "IPFIX",
+        "Flow_Sample_Collector_Set",
+    )
+]
+
+# VLAN ("fake") bridges: a tagged internal port of their parent.
+FAKE_BRIDGES: list[list[str]] = [
+    ["add-br", "br0"],
+    ["add-br", "br1"],
+    ["add-br", "br0.10", "br0", "10"],
+    ["add-br", "br0.10", "br0", "10"],
+    ["--may-exist", "add-br", "br0.10", "br0", "10"],
+    ["--may-exist", "add-br", "br0.10", "br0", "11"],
+    ["--may-exist", "add-br", "br0.10", "br1", "10"],
+    ["--may-exist", "add-br", "br0.10"],
+    ["--may-exist", "add-br", "br0", "br1", "3"],
+    ["add-br", "x", "br0", "10"],
+    ["add-br", "y", "br0.10", "5"],
+    ["add-br", "y", "nosuch", "5"],
+    ["add-br", "y", "br0", "5000"],
+    ["add-br", "y", "br0", "-1"],
+    ["add-br", "y", "br0"],
+    # ovs-vsctl reads the VLAN with atoi(): trailing junk is ignored, no digits is 0.
+    ["add-br", "y", "br0", "4x"],
+    ["add-br", "z", "br0", "abc"],
+    ["add-br", "w", "br0", "4294967306"],
+    ["list-br"],
+    ["--real", "list-br"],
+    ["--fake", "list-br"],
+    ["--real", "--fake", "list-br"],
+    ["br-exists", "br0.10"],
+    ["br-to-vlan", "br0.10"],
+    ["br-to-vlan", "br0"],
+    ["br-to-vlan", "nosuch"],
+    ["br-to-parent", "br0.10"],
+    ["br-to-parent", "br0"],
+    ["br-to-parent", "nosuch"],
+    ["add-port", "br0.10", "p10"],
+    ["add-port", "br0.10", "p11", "other_config:a=b"],
+    ["add-port", "br0.10", "p12", "tag=20"],
+    ["add-port", "br0", "p1"],
+    ["--fake-iface", "add-port", "br0.10", "p13"],
+    ["list-ports", "br0.10"],
+    ["list-ports", "br0"],
+    ["list-ifaces", "br0.10"],
+    ["list-ifaces", "br0"],
+    ["port-to-br", "p10"],
+    ["port-to-br", "p12"],
+    ["port-to-br", "br0.10"],
+    ["iface-to-br", "p10"],
+    ["iface-to-br", "br0.10"],
+    ["get", "Port", "p10", "tag"],
+    ["get", "Port", "br0.10", "tag", "fake_bridge"],
+    ["--may-exist", "add-port", "br0", "p10"],
+    ["--may-exist", "add-port", "br0.10", "p10"],
+    ["set", "Port", "p1", "tag=10"],
+    ["port-to-br", "p1"],
+    ["del-port", "br0", "p1"],
+    ["del-port", "br0.10", "p12"],
+    ["del-port", "br0.10"],
+    ["del-port", "br0.10", "p1"],
+    ["br-set-external-id", "br0", "k", "v"],
+    ["br-set-external-id", "br0", "q", "has space"],
+    ["br-get-external-id", "br0"],
+    ["br-get-external-id", "br0", "k"],
+    ["br-get-external-id", "br0", "zz"],
+    ["br-set-external-id", "br0.10", "k", "fv"],
+    ["br-get-external-id", "br0.10"],
+    ["br-get-external-id", "br0.10", "k"],
+    ["get", "Port", "br0.10", "external_ids"],
+    ["br-set-external-id", "br0", "k"],
+    ["br-set-external-id", "br0.10", "k"],
+    ["br-get-external-id", "br0"],
+    ["br-get-external-id", "br0.10"],
+    ["br-set-external-id", "nosuch", "k", "v"],
+    ["br-get-external-id", "nosuch"],
+    ["show"],
+    *LIST_ALL,
+    ["del-br", "br0.10"],
+    ["list-br"],
+    ["list-ports", "br0"],
+    ["port-to-br", "p10"],
+    ["add-br", "br0.20", "br0", "20", "--", "add-port", "br0.20", "p20"],
+    ["del-br", "br0"],
+    ["list-br"],
+    *LIST_ALL,
+]
+
+# Bonds: one port, several interfaces.
+BONDS: list[list[str]] = [
+    ["add-br", "br0"],
+    ["add-br", "br1"],
+    ["add-bond", "br0", "bond0", "a"],
+    ["add-bond", "br0", "bond0", "a", "tag=3"],
+    ["add-bond", "br0", "bond0", "a", "b", "tag=3", "lacp=active", "other_config:x=y"],
+    ["--fake-iface", "add-bond", "br0", "bond1", "c", "d"],
+    ["add-bond", "br0", "bond2", "e", "a"],
+    ["add-bond", "br0", "bond0", "e", "f"],
+    ["add-bond", "br0", "bond2", "e", "bond0"],
+    ["add-bond", "nosuch", "bond2", "e", "f"],
+    ["add-port", "br0", "p1"],
+    ["list-ports", "br0"],
+    ["list-ifaces", "br0"],
+    ["iface-to-br", "a"],
+    ["port-to-br", "bond0"],
+    ["port-to-br", "a"],
+    ["iface-to-br", "bond0"],
+    ["--may-exist", "add-bond", "br0", "bond0", "b", "a"],
+    ["--may-exist", "add-bond", "br1", "bond0", "b", "a"],
+    ["--may-exist", "add-bond", "br0", "bond0", "a", "x"],
+    ["--may-exist", "add-port", "br0", "bond0"],
+    ["--may-exist", "add-bond", "br0", "p1", "p1", "x"],
+    ["add-bond-iface", "bond0", "g"],
+    ["--may-exist", "add-bond-iface", "bond0", "g"],
+    ["--may-exist", "add-bond-iface", "bond1", "g"],
+    ["add-bond-iface", "bond0", "p1"],
+    ["add-bond-iface", "nosuch", "h"],
+    ["add-bond-iface", "bond0", "br0"],
+    ["del-bond-iface", "bond0", "g"],
+    ["del-bond-iface", "bond1", "a"],
+    ["del-bond-iface", "p1"],
+    ["--if-exists", "del-bond-iface", "zz"],
+    ["del-bond-iface", "zz"],
+    ["del-bond-iface", "nosuch", "c"],
+    ["del-bond-iface", "bond1", "c"],
+    ["del-bond-iface", "d"],
+    ["get", "Port", "bond0", "bond_fake_iface", "lacp", "tag", "other_config"],
+    ["get", "Port", "bond1", "bond_fake_iface"],
+    ["get", "Port", "p1", "bond_fake_iface"],
+    ["show"],
+    *LIST_ALL,
+    ["--with-iface", "del-port", "b"],
+    ["list-ports", "br0"],
+    ["list-ifaces", "br0"],
+    ["del-port", "br0", "bond1"],
+    *LIST_ALL,
+]
+
+# Controllers, fail mode, managers, SSL, and emer-reset over all of them.
+CONTROLLERS: list[list[str]] = [
+    ["add-br", "br0"],
+    ["add-br", "br0.5", "br0", "5"],
+    ["get-controller", "br0"],
+    ["get-fail-mode", "br0"],
+    ["get-manager"],
+    ["get-ssl"],
+    ["set-controller", "br0", "tcp:192.0.2.1:6653", "ptcp:6653", "punix:/x", "foo", "bar:1"],
+    ["get-controller", "br0"],
+    ["get-controller", "br0.5"],
+    ["show"],
+    ["set-controller", "br0.5", "tcp:192.0.2.1"],
+    ["set-controller", "nosuch", "tcp:192.0.2.1"],
+    ["--inactivity-probe=5000", "set-controller", "br0", "tcp:192.0.2.1", "tcp:192.0.2.1"],
+    ["get-controller", "br0"],
+    ["--columns=target,inactivity_probe", "list", "Controller"],
+    ["--inactivity-probe", "7x", "set-controller", "br0", "ssl:192.0.2.2:6653"],
+    ["--columns=target,inactivity_probe", "list", "Controller"],
+    ["set-controller", "br0"],
+    ["get-controller", "br0"],
+    ["set-controller", "br0", "unix:/y"],
+    ["del-controller", "br0.5"],
+    ["del-controller", "nosuch"],
+    ["del-controller", "br0"],
+    ["get-controller", "br0"],
+    ["list", "Controller"],
+    ["set-fail-mode", "br0", "secure"],
+    ["get-fail-mode", "br0"],
+    ["get-fail-mode", "br0.5"],
+    ["set-fail-mode", "br0", "open"],
+    ["set-fail-mode", "br0.5", "secure"],
+    ["set-fail-mode", "br0"],
+    ["del-fail-mode", "br0.5"],
+    ["del-fail-mode", "br0"],
+    ["get-fail-mode", "br0"],
+    ["set", "Bridge", "br0", "fail_mode=standalone"],
+    ["get-fail-mode", "br0"],
+    ["set-manager", "ptcp:6640", "tcp:192.0.2.3:6640", "wrong"],
+    ["get-manager"],
+    ["show"],
+    ["--inactivity-probe=1", "set-manager", "pssl:6640"],
+    ["--columns=target,inactivity_probe", "list", "Manager"],
+    ["set-manager"],
+    ["del-manager"],
+    ["get-manager"],
+    ["list", "Manager"],
+    ["set-ssl", "/k", "/c", "/ca"],
+    ["get-ssl"],
+    ["--bootstrap", "set-ssl", "/k2", "/c 2", "/ca2"],
+    ["get-ssl"],
+    ["list", "SSL"],
+    ["set-ssl", "/k", "/c"],
+    ["del-ssl"],
+    ["get-ssl"],
+    ["del-ssl"],
+    # emer-reset takes all of this away, and keeps the bridge's hwaddr.
+    ["set-controller", "br0", "tcp:192.0.2.1"],
+    ["set-manager", "ptcp:6640"],
+    ["set-ssl", "a", "b", "c"],
+    ["set-fail-mode", "br0", "secure"],
+    [
+        "set",
+        "Bridge",
+        "br0",
+        "other_config:hwaddr=00:00:5e:00:53:01",
+        "other_config:x=y",
+        "flood_vlans=1,2",
+    ],
+    ["set", "Port", "br0", "other_config:p=q", "tag=3"],
+    ["set", "Interface", "br0", "ingress_policing_rate=10", "ingress_policing_burst=5"],
+    ["--id=@m", "create", "Mirror", "name=m0", "--", "add", "Bridge", "br0", "mirrors", "@m"],
+    [
+        "--id=@s",
+        "create",
+        "sFlow",
+        'targets="192.0.2.9:6343"',
+        "--",
+        "set",
+        "Bridge",
+        "br0",
+        "sflow=@s",
+    ],
+    [
+        "--id=@n",
+        "create",
+        "NetFlow",
+        'targets="192.0.2.9:5"',
+        "--",
+        "set",
+        "Bridge",
+        "br0",
+        "netflow=@n",
+    ],
+    [
+        "--",
+        "--id=@b",
+        "get",
+        "Bridge",
+        "br0",
+        "--",
+        "--id=@i",
+        "create",
+        "IPFIX",
+        'targets="192.0.2.9:4739"',
+        "--",
+        "set",
+        "Bridge",
+        "br0",
+        "ipfix=@i",
+        "--",
+        "create",
+        "Flow_Sample_Collector_Set",
+        "id=1",
+        "bridge=@b",
+        "ipfix=@i",
+    ],
+    *LIST_ALL,
+    ["emer-reset"],
+    ["show"],
+    *LIST_ALL,
+]
+
+# Output formats: --format, --data, --pretty, --no-headings, --max-column-width.
+FORMATS: list[list[str]] = [
+    ["add-br", "br0"],
+    ["add-port", "br0", "p1", "tag=7", 'external_ids:a="x,y"', 'external_ids:h="<b>&"'],
+    ["add-port", "br0", "p2", "trunks=1,2,3", "other_config:r=0.5"],
+    ["--format=csv", "--columns=name,tag,external_ids,trunks", "list", "Port"],
+    ["--format=csv", "--no-headings", "--columns=name,tag", "list", "Port"],
+    ["--format=json", "--columns=_uuid,name,tag,external_ids,trunks", "list", "Port"],
+    ["--format=json", "--columns=name,tag", "find", "Port", "tag=7"],
+    ["--format=json", "--pretty", "--columns=name,tag,trunks,external_ids", "list", "Port", "p1"],
+    ["--format=json", "--pretty", "--columns=name", "find", "Port", "tag=99"],
+    ["--format=csv", "-d", "json", "--columns=name,tag,external_ids", "list", "Port"],
+    ["-d", "json", "--columns=name,tag,trunks", "list", "Port"],
+    ["--format=table", "-d", "bare", "--columns=name,tag,external_ids", "list", "Port"],
+    ["--format=table", "--max-column-width=5", "--columns=name,external_ids", "list", "Port"],
+    ["--format=html", "--columns=_uuid,name,external_ids,interfaces", "list", "Port", "p1"],
+    ["--format=html", "--no-headings", "--columns=name", "list", "Port", "p1"],
+    ["--format=json", "-d", "bare", "--columns=name,tag", "list", "Port", "p1"],
+    ["--format=json", "get", "Port", "p1", "tag"],
+    ["--format=csv", "--columns=name", "list", "Bridge", "--", "--columns=name", "list", "Bridge"],
+    [
+        "--format=json",
+        "--columns=name",
+        "list",
+        "Bridge",
+        "--",
+        "--columns=name",
+        "list",
+        "Bridge",
+    ],
+    [
+        "--format=html",
+        "--columns=name",
+        "list",
+        "Bridge",
+        "--",
+        "--columns=name",
+        "list",
+        "Bridge",
+    ],
+    [
+        "--format=table",
+        "--columns=name",
+        "list",
+        "Bridge",
+        "--",
+        "--columns=name",
+        "list",
+        "Bridge",
+    ],
+    ["--oneline", "--columns=name,tag", "list", "Port", "p1", "--", "list-ports", "br0"],
+    ["--data=xml", "list-br"],
+    ["--format", "csv", "--columns", "name", "list", "Bridge"],
+    ["-f", "table", "-d", "bare", "--columns=name", "list", "Bridge"],
+    ["--bare", "--format=table", "--columns=name,tag", "list", "Port"],
+    ["--format=json", "--columns=name", "list", "Port", "p1", "--", "--format=csv", "list-br"],
+    ["--pretty", "--columns=name", "list", "Bridge"],
+    ["--columns", "list", "Bridge"],
+    ["--if-exists=1", "list", "Bridge"],
+]
+
+# wait-until when the condition already holds, or cannot be checked.
+WAIT_UNTIL: list[list[str]] = [
+    ["add-br", "br0"],
+    ["wait-until", "Bridge", "br0"],
+    ["wait-until", "Bridge", "br0", "fail_mode!=secure", "--", "list-br"],
+    ["wait-until", "Bridge", "br0", "flood_vlans{<=}1", "other_config={}"],
+    ["wait-until", "Open_vSwitch", ".", "bridges{>=}[]"],
+    ["wait-until", "Bridge", "br0", "nosuch=1"],
+    ["wait-until", "Nosuch", "x"],
+    ["wait-until", "Bridge", "br0", "fail_mode=bogus"],
+    ["wait-until", "Bridge", "br0", "name"],
+    ["wait-until", "Bridge"],
+]
+
+SEQUENCES = {
+    "core": SEQUENCE,
+    "fake_bridges": FAKE_BRIDGES,
+    "bonds": BONDS,
+    "controllers": CONTROLLERS,
+    "formats": FORMATS,
+    "wait_until": WAIT_UNTIL,
+}
+
+
 def _wait_for(path: Path) -> None:
     deadline = time.monotonic() + 15
     while not path.exists():
@@ -265,53 +636,67 @@ def sockets(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
                 _stop(proc)
 
 
+def _ovs_argv(sock: Path, args: list[str]) -> list[str]:
+    return ["ovs-vsctl", "--timeout=20", f"--db=unix:{sock}", "--no-wait", *args]
+
+
+def _pvs_argv(sock: Path, args: list[str]) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "pyvswitch.cli.vsctl",
+        "--timeout=20",
+        f"--db=unix:{sock}",
+        "--no-wait",
+        *args,
+    ]
+
+
 def _ovs(sock: Path, args: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["ovs-vsctl", "--timeout=20", f"--db=unix:{sock}", "--no-wait", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=30,
+        _ovs_argv(sock, args), capture_output=True, text=True, check=False, timeout=30
     )
 
 
 def _pvs(sock: Path, args: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pyvswitch.cli.vsctl",
-            "--timeout=20",
-            f"--db=unix:{sock}",
-            "--no-wait",
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=30,
+        _pvs_argv(sock, args), capture_output=True, text=True, check=False, timeout=30
     )
 
 
 def _normalise(result: subprocess.CompletedProcess[str], args: list[str]) -> tuple[Any, ...]:
-    stdout = UUID.sub("<uuid>", result.stdout)
-    stderr = "".join(
-        line
-        for line in UUID.sub("<uuid>", result.stderr).splitlines(keepends=True)
-        if not VLOG.match(line) and not line.startswith("pvs-vsctl: warning:")
-    ).replace("ovs-vsctl:", "pvs-vsctl:")
-    out: Any = sorted(stdout.split("\n")) if UNORDERED & set(args) else stdout
+    # HTML output also shows the first 8 digits of UUIDs.
+    stdout = SHORT_UUID.sub(">-</a>", UUID.sub("<uuid>", result.stdout))
+    stderr = IDL_LOG.sub("", WARNING.sub("warning: ", UUID.sub("<uuid>", result.stderr)))
+    stderr = stderr.replace("ovs-vsctl:", "pvs-vsctl:")
+    out: Any = stdout
+    if "--format=json" in args and "--pretty" not in args:
+        # One table per line; its rows come in UUID order.
+        out = [_sorted_json_table(line) for line in stdout.splitlines()]
+    elif UNORDERED & set(args):
+        out = sorted(stdout.split("\n"))
     return result.returncode, out, stderr
+
+
+def _sorted_json_table(line: str) -> Any:
+    try:
+        table = json.loads(line)
+    except ValueError:
+        return line
+    if isinstance(table, dict) and "data" in table:
+        table["data"] = sorted(table["data"], key=json.dumps)
+    return table
 
 
 if TYPE_CHECKING:
     from typing import Any
 
 
-def test_pvs_vsctl_matches_ovs_vsctl(sockets: tuple[Path, Path]) -> None:
+@pytest.mark.parametrize("name", SEQUENCES)
+def test_pvs_vsctl_matches_ovs_vsctl(sockets: tuple[Path, Path], name: str) -> None:
     ours, theirs = sockets
     mismatches = []
-    for args in SEQUENCE:
+    for args in SEQUENCES[name]:
         a = _normalise(_pvs(ours, args), args)
         b = _normalise(_ovs(theirs, args), args)
         if a != b:
@@ -342,3 +727,39 @@ def test_ovs_vsctl_reads_what_pvs_vsctl_wrote(sockets: tuple[Path, Path]) -> Non
     assert _ovs(ours, ["get", "Interface", "patch-tun", "options:peer"]).stdout == "patch-int\n"
     shown = _pvs(ours, ["show"]).stdout
     assert sorted(shown.splitlines()) == sorted(_ovs(ours, ["show"]).stdout.splitlines())
+
+
+def test_wait_until_waits_for_the_database(sockets: tuple[Path, Path]) -> None:
+    # Each tool waits on its own database for a bridge that does not exist yet,
+    # then for a column value; both must still be waiting in between.
+    ours, theirs = sockets
+    chain = [
+        "wait-until",
+        "Bridge",
+        "br9",
+        "fail_mode=secure",
+        "--",
+        "get",
+        "Bridge",
+        "br9",
+        "name",
+    ]
+    waiting = [
+        subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for argv in (_pvs_argv(ours, chain), _ovs_argv(theirs, chain))
+    ]
+    try:
+        for sock, run in ((ours, _pvs), (theirs, _ovs)):
+            assert run(sock, ["add-br", "br9"]).returncode == 0
+        time.sleep(1)
+        assert [proc.poll() for proc in waiting] == [None, None]
+        for sock, run in ((ours, _pvs), (theirs, _ovs)):
+            assert run(sock, ["set", "Bridge", "br9", "fail_mode=secure"]).returncode == 0
+        results = [proc.communicate(timeout=30) for proc in waiting]
+        assert [proc.returncode for proc in waiting] == [0, 0]
+        assert results[0] == results[1] == ("br9\n", "")
+    finally:
+        for proc in waiting:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate(timeout=10)

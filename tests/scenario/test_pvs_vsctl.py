@@ -203,6 +203,22 @@ def test_generic_commands(vsctl: Callable[..., tuple[int, str, str]]) -> None:
             ["set", "Port", "br0", "qos=@q"],
             'row id "@q" is referenced but never created (e.g. with "-- --id=@q create ...")',
         ),
+        (["add-br", "v", "br0", "5000"], "add-br: vlan must be between 0 and 4095"),
+        (["add-br", "v", "br9", "5"], "parent bridge br9 does not exist"),
+        (
+            ["add-bond", "br0", "bond0", "a", "tag=1"],
+            "add-bond requires at least 2 interfaces, but only 1 were specified",
+        ),
+        (
+            ["add-port", "br0", "p1", "--", "del-bond-iface", "p1"],
+            "cannot delete last interface from port p1",
+        ),
+        (["set-fail-mode", "br0", "open"], 'fail-mode must be "standalone" or "secure"'),
+        (["set-ssl", "k", "c"], "'set-ssl' command requires at least 3 arguments"),
+        (
+            ["wait-until", "Bridge", "br0", "fail_mode=bogus"],
+            "constraint violation: bogus is not one of the allowed values ([secure, standalone])",
+        ),
         (
             ["set", "Port", "br0", "tag=1", "--", "add", "Port", "br0", "tag", "2"],
             'transaction error: {"details":"Attempted to store 2 elements in set of up to 1 '
@@ -282,3 +298,102 @@ def test_startup_imports_stay_small() -> None:
     ).stdout
     for heavy in ("scapy", "pyvswitch.ofproto", "pyvswitch.flow", "pyvswitch.ovsdb", "asyncio"):
         assert f"'{heavy}" not in modules, heavy
+
+
+def test_vlan_bridges_and_bonds(vsctl: Callable[..., tuple[int, str, str]]) -> None:
+    ok(vsctl, "add-br", "br0")
+    ok(vsctl, "add-br", "br0.10", "br0", "10")
+    ok(vsctl, "add-port", "br0.10", "p10")
+    ok(vsctl, "add-bond", "br0", "bond0", "a", "b", "lacp=active")
+    assert ok(vsctl, "list-br") == "br0\nbr0.10\n"
+    assert ok(vsctl, "--fake", "list-br") == "br0.10\n"
+    assert ok(vsctl, "br-to-vlan", "br0.10") + ok(vsctl, "br-to-parent", "br0.10") == "10\nbr0\n"
+    # A port of a VLAN bridge is a port of its parent with the VLAN's tag.
+    assert ok(vsctl, "port-to-br", "p10") == "br0.10\n"
+    assert ok(vsctl, "get", "Port", "p10", "tag") == "10\n"
+    assert ok(vsctl, "list-ports", "br0") == "bond0\n"
+    assert ok(vsctl, "list-ifaces", "br0") == "a\nb\n"
+    assert ok(vsctl, "iface-to-br", "b") == "br0\n"
+    ok(vsctl, "add-bond-iface", "bond0", "c")
+    ok(vsctl, "del-bond-iface", "a")
+    assert ok(vsctl, "list-ifaces", "br0") == "b\nc\n"
+    # A VLAN bridge's external IDs live on its port, under "fake-bridge-".
+    ok(vsctl, "br-set-external-id", "br0.10", "owner", "me")
+    assert ok(vsctl, "br-get-external-id", "br0.10") == "owner=me\n"
+    assert ok(vsctl, "get", "Port", "br0.10", "external_ids") == "{fake-bridge-owner=me}\n"
+    ok(vsctl, "del-br", "br0.10")
+    assert ok(vsctl, "list-br") == "br0\n"
+    assert vsctl("port-to-br", "p10") == (1, "", "pvs-vsctl: no port named p10\n")
+
+
+def test_controllers_managers_ssl_and_emer_reset(
+    vsctl: Callable[..., tuple[int, str, str]],
+) -> None:
+    ok(vsctl, "add-br", "br0")
+    assert vsctl("set-controller", "br0", "tcp:192.0.2.1:6653", "nowhere") == (
+        0,
+        "",
+        'pvs-vsctl: warning: target type "nowhere" is possibly erroneous\n',
+    )
+    assert ok(vsctl, "get-controller", "br0") == "nowhere\ntcp:192.0.2.1:6653\n"
+    ok(vsctl, "set-fail-mode", "br0", "secure")
+    ok(vsctl, "set-manager", "ptcp:6640")
+    ok(vsctl, "--bootstrap", "set-ssl", "/key", "/cert", "/ca")
+    assert ok(vsctl, "get-fail-mode", "br0") + ok(vsctl, "get-manager") == "secure\nptcp:6640\n"
+    assert ok(vsctl, "get-ssl") == (
+        "Private key: /key\nCertificate: /cert\nCA Certificate: /ca\nBootstrap: true\n"
+    )
+    ok(vsctl, "emer-reset")
+    assert ok(vsctl, "get-controller", "br0") + ok(vsctl, "get-fail-mode", "br0") == ""
+    assert ok(vsctl, "get-manager") + ok(vsctl, "get-ssl") == ""
+    for table in ("Controller", "Manager", "SSL"):
+        assert ok(vsctl, "list", table) == ""
+
+
+def test_output_formats(vsctl: Callable[..., tuple[int, str, str]]) -> None:
+    # Expected texts as Open vSwitch 3.1's ovs-vsctl prints them.
+    ok(vsctl, "add-br", "br0")
+    ok(vsctl, "add-port", "br0", "p1", "tag=7", 'external_ids:a="x,y"')
+    columns = "--columns=name,tag,external_ids"
+    assert ok(vsctl, "--format=csv", columns, "list", "Port", "p1") == (
+        'name,tag,external_ids\np1,7,"{a=""x,y""}"\n'
+    )
+    assert ok(vsctl, "--format=json", columns, "list", "Port", "p1") == (
+        '{"data":[["p1",7,["map",[["a","x,y"]]]]],"headings":["name","tag","external_ids"]}\n'
+    )
+    assert ok(vsctl, "--format=json", "--pretty", "--columns=name,tag", "list", "Port", "p1") == (
+        '{\n  "data": [\n    [\n      "p1",\n      7]],\n  "headings": [\n    "name",\n'
+        '    "tag"]}\n'
+    )
+    assert ok(vsctl, "-d", "json", "--columns=name,trunks", "list", "Port", "p1") == (
+        'name                : "p1"\ntrunks              : ["set",[]]\n'
+    )
+    assert vsctl("--format=xml", "list-br") == (1, "", 'pvs-vsctl: unknown output format "xml"\n')
+    assert vsctl("-d", "xml", "list-br") == (1, "", 'pvs-vsctl: unknown data format "xml"\n')
+    # --oneline leaves tables alone.
+    assert ok(vsctl, "--oneline", "--columns=name", "list", "Port", "p1") == (
+        "name                : p1\n"
+    )
+
+
+def test_wait_until(sock: Path, vsctl: Callable[..., tuple[int, str, str]]) -> None:
+    def start(*args: str) -> subprocess.Popen[str]:
+        argv = [sys.executable, "-m", "pyvswitch.cli.vsctl", f"--db=unix:{sock}", *args]
+        return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    waiter = start("--timeout=20", "wait-until", "Bridge", "br0", "other_config:ready=yes")
+    try:
+        ok(vsctl, "add-br", "br0")
+        time.sleep(0.5)
+        assert waiter.poll() is None
+        ok(vsctl, "set", "Bridge", "br0", "other_config:ready=yes")
+        assert waiter.communicate(timeout=30) == ("", "")
+        assert waiter.returncode == 0
+    finally:
+        if waiter.poll() is None:
+            waiter.kill()
+            waiter.communicate(timeout=10)
+    # --timeout bounds the wait.
+    timed_out = start("--timeout=1", "wait-until", "Bridge", "br9")
+    assert timed_out.communicate(timeout=30) == ("", "pvs-vsctl: timed out\n")
+    assert timed_out.returncode == 1

@@ -12,7 +12,9 @@ nothing.
 Waiting for the switch: as ovs-vsctl, unless given ``--no-wait``, a chain that
 changes the database also bumps ``Open_vSwitch.next_cfg``, and pvs-vsctl waits
 (up to ``--timeout``, forever without one) until pvs-vswitchd has applied the
-change and copied it to ``cur_cfg``.
+change and copied it to ``cur_cfg``. A chain whose ``wait-until`` does not hold
+yet is run again after every change the server reports (through a
+``monitor``), as ovs-vsctl does.
 
 Startup time matters (scripts call this in loops): only the standard library's
 ``json``, ``os``, ``socket`` and ``sys`` are imported, and the schema comes from
@@ -21,6 +23,7 @@ the server, so the tool does not import the database engine.
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 import socket
@@ -70,6 +73,10 @@ class ExitStatus(Exception):  # noqa: N818 (a control-flow signal, not an error)
 
 class TryAgain(Exception):  # noqa: N818 (a control-flow signal, not an error)
     """The database changed under us: run the whole chain again."""
+
+
+class ConditionNotMet(Exception):  # noqa: N818 (a control-flow signal, not an error)
+    """``wait-until`` is not satisfied yet: run the chain again when the database changes."""
 
 
 # -- schema (a light copy of ovsdb/schema.py: importing that costs ~40 ms) ---------
@@ -172,11 +179,6 @@ class Table:
 
 
 # -- atoms and datums ------------------------------------------------------------------
-
-
-def atom_key(atom: Atom) -> Any:
-    """Sort key: canonical UUID strings sort like their 128-bit values, like the rest."""
-    return atom
 
 
 def sort_datum(ctype: CType, items: list[Any]) -> Datum:
@@ -591,10 +593,17 @@ class Connection:
             reason = os.strerror(exc.errno) if exc.errno else str(exc)
             raise VsctlError(f"{target}: database connection failed ({reason})") from None
         self.buffer = ""
+        # Incremental, so that a character split between two reads survives.
+        self.utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.decoder = json.JSONDecoder()
         self.next_id = 0
         # --timeout bounds the whole run, waiting for the switch included.
         self.deadline = None if timeout is None else time.monotonic() + timeout
+        self.db_name = "Open_vSwitch"
+        self.tables: list[str] = []  # filled in once the schema is read
+        self.monitoring = False
+        self.updates = 0  # "update" notifications received
+        self.updates_seen = 0
 
     def close(self) -> None:
         self.sock.close()
@@ -604,15 +613,33 @@ class Connection:
         my_id = self.next_id
         self._send({"method": method, "params": params, "id": my_id})
         while True:
-            message = self._receive()
-            if message.get("method") == "echo" and "id" in message:
-                self._send({"id": message["id"], "result": message.get("params"), "error": None})
-                continue
+            message = self._next_message()
             if message.get("id") != my_id:
                 continue
             if message.get("error") is not None:
                 raise VsctlError(f"{method}: {json.dumps(message['error'], sort_keys=True)}")
             return message.get("result")
+
+    def monitor(self) -> None:
+        """Ask to be told of every change to the database from now on (no initial rows)."""
+        requests = {t: {"select": {"initial": False}} for t in self.tables}
+        self.call("monitor", [self.db_name, "pvs-vsctl", requests])
+        self.monitoring = True
+
+    def wait_for_change(self) -> None:
+        """Block until the monitor reports a change not yet waited for (or the deadline)."""
+        while self.updates == self.updates_seen:
+            self._next_message()
+        self.updates_seen = self.updates
+
+    def _next_message(self) -> dict[str, Any]:
+        """The next message; echo requests are answered and updates counted on the way."""
+        message = self._receive()
+        if message.get("method") == "echo" and "id" in message:
+            self._send({"id": message["id"], "result": message.get("params"), "error": None})
+        elif message.get("method") == "update":
+            self.updates += 1
+        return message
 
     def _send(self, message: dict[str, Any]) -> None:
         self.sock.sendall(json.dumps(message, separators=(",", ":")).encode())
@@ -628,10 +655,15 @@ class Connection:
                 else:
                     self.buffer = text[end:]
                     return value if isinstance(value, dict) else {}
+            if self.deadline is not None:
+                remaining = self.deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError
+                self.sock.settimeout(remaining)
             chunk = self.sock.recv(65536)
             if not chunk:
                 raise VsctlError("database connection closed")
-            self.buffer += chunk.decode("utf-8", errors="replace")
+            self.buffer += self.utf8.decode(chunk)
 
 
 # -- output --------------------------------------------------------------------------------
@@ -645,78 +677,223 @@ class OutTable:
         self.rows: list[list[tuple[CType, Datum]]] = []
 
 
+def atom_to_json(base: Base, atom: Atom) -> Any:
+    return ["uuid", atom] if base.type == "uuid" else atom
+
+
+def datum_to_json(ctype: CType, datum: Datum) -> Any:
+    """ovsdb_datum_to_json(): the OVSDB wire form of a value."""
+    if ctype.value is not None:
+        vbase = ctype.value
+        return ["map", [[atom_to_json(ctype.key, k), atom_to_json(vbase, v)] for k, v in datum]]
+    if len(datum) == 1:
+        return atom_to_json(ctype.key, datum[0])
+    return ["set", [atom_to_json(ctype.key, a) for a in datum]]
+
+
+def json_text(value: Any, pretty: bool = False, depth: int = 0) -> str:
+    """Open vSwitch's JSON serializer: sorted members; --pretty puts each item on a line."""
+    if isinstance(value, bool) or value is None:
+        return {True: "true", False: "false", None: "null"}[value]
+    if isinstance(value, float):
+        return _real_text(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    newline = "\n" + "  " * (depth + 1) if pretty else ""
+    if isinstance(value, dict):
+        colon = ": " if pretty else ":"
+        members = [
+            f"{json_text(k)}{colon}{json_text(v, pretty, depth + 1)}"
+            for k, v in sorted(value.items())
+        ]
+        return "{" + newline + ("," + newline).join(members) + "}"
+    items = [json_text(v, pretty, depth + 1) for v in value]
+    return "[" + (newline if items else "") + ("," + newline).join(items) + "]"
+
+
+def _html_escape(text: str) -> str:
+    return (
+        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+    )
+
+
+def _html_cell(element: str, content: str) -> str:
+    """A cell whose UUIDs become links to the rows they name (table_print_html_cell__)."""
+    out = [f"    <{element}>"]
+    p = 0
+    while p < len(content):
+        if is_uuid(content[p : p + 36]):
+            out.append(f'<a href="#{content[p : p + 36]}">{content[p : p + 8]}</a>')
+            p += 36
+        else:
+            out.append(_html_escape(content[p]))
+            p += 1
+    out.append(f"</{element}>\n")
+    return "".join(out)
+
+
+def _csv_cell(text: str) -> str:
+    if not any(c in text for c in '\n",'):
+        return text
+    return '"' + text.replace('"', '""') + '"'
+
+
+def _width(text: str) -> int:
+    # lib/table.c measures and pads cells in bytes.
+    return len(text.encode())
+
+
+def _pad(text: str, width: int) -> str:
+    raw = text.encode()[:width]
+    return raw.decode(errors="replace") + " " * (width - len(raw))
+
+
 class Style:
-    """--format, --bare, --no-headings; counts tables printed, as lib/table.c does."""
+    """--format, --data, --no-headings, --pretty, --max-column-width (lib/table.c)."""
 
     def __init__(self) -> None:
         self.format = "list"
-        self.bare = False
+        self.data = "string"
         self.headings = True
+        self.pretty = False
+        self.max_column_width = 0
+        # table, list and csv output put a blank line between two tables.
         self.printed: dict[str, int] = {}
 
     def cell(self, ctype: CType, datum: Datum) -> str:
-        return datum_to_bare(ctype, datum) if self.bare else datum_to_string(ctype, datum)
+        if self.data == "json":
+            return json_text(datum_to_json(ctype, datum))
+        if self.data == "bare":
+            return datum_to_bare(ctype, datum)
+        return datum_to_string(ctype, datum)
 
     def render(self, table: OutTable) -> str:
-        out: list[str] = []
         n = self.printed.get(self.format, 0)
         self.printed[self.format] = n + 1
-        if n:
-            out.append("\n")
+        separator = "\n" if n and self.format in ("list", "table", "csv") else ""
+        if self.format == "json":
+            return self._json(table)
         texts = [[self.cell(t, d) for t, d in row] for row in table.rows]
-        if self.format == "list":
-            for y, row in enumerate(texts):
-                if y:
-                    out.append("\n")
-                for heading, text in zip(table.headings, row, strict=True):
-                    out.append(f"{heading:<20}: {text}\n" if self.headings else f"{text}\n")
-            return "".join(out)
+        if self.format == "html":
+            return self._html(table, texts)
+        if self.format == "csv":
+            return separator + self._csv(table, texts)
+        if self.format == "table":
+            return separator + self._table(table, texts)
+        return separator + self._list(table, texts)
+
+    def _list(self, table: OutTable, texts: list[list[str]]) -> str:
+        out: list[str] = []
+        for y, row in enumerate(texts):
+            if y:
+                out.append("\n")
+            for heading, text in zip(table.headings, row, strict=True):
+                out.append(f"{heading:<20}: {text}\n" if self.headings else f"{text}\n")
+        return "".join(out)
+
+    def _table(self, table: OutTable, texts: list[list[str]]) -> str:
         widths = []
         for x, heading in enumerate(table.headings):
-            w = max((len(row[x]) for row in texts), default=0)
-            widths.append(max(w, len(heading)) if self.headings else w)
+            w = max((_width(row[x]) for row in texts), default=0)
+            if 0 < self.max_column_width < w:
+                w = self.max_column_width
+            widths.append(max(w, _width(heading)) if self.headings else w)
         lines: list[str] = []
         if self.headings:
-            lines.append(
-                " ".join(f"{h:<{w}}" for h, w in zip(table.headings, widths, strict=True))
-            )
+            lines.append(" ".join(_pad(h, w) for h, w in zip(table.headings, widths, strict=True)))
             lines.append(" ".join("-" * w for w in widths))
         lines.extend(
-            " ".join(f"{t:<{w}}" for t, w in zip(row, widths, strict=True)) for row in texts
+            " ".join(_pad(t, w) for t, w in zip(row, widths, strict=True)) for row in texts
         )
-        out.extend(line.rstrip(" ") + "\n" for line in lines)
+        return "".join(line.rstrip(" ") + "\n" for line in lines)
+
+    def _csv(self, table: OutTable, texts: list[list[str]]) -> str:
+        rows = [table.headings, *texts] if self.headings else texts
+        return "".join(",".join(_csv_cell(t) for t in row) + "\n" for row in rows)
+
+    def _html(self, table: OutTable, texts: list[list[str]]) -> str:
+        out = ["<table border=1>\n"]
+        if self.headings:
+            out.append("  <tr>\n")
+            out.extend(_html_cell("th", h) for h in table.headings)
+            out.append("  </tr>\n")
+        for row in texts:
+            out.append("  <tr>\n")
+            for heading, text in zip(table.headings, row, strict=True):
+                if heading == "_uuid":
+                    name = _html_escape(text)
+                    out.append(f'    <td><a name="{name}">{_html_escape(text[:8])}</a></td>\n')
+                else:
+                    out.append(_html_cell("td", text))
+            out.append("  </tr>\n")
+        out.append("</table>\n")
         return "".join(out)
+
+    def _json(self, table: OutTable) -> str:
+        data = [[datum_to_json(t, d) for t, d in row] for row in table.rows]
+        document = {"data": data, "headings": table.headings}
+        return json_text(document, self.pretty) + "\n"
 
 
 # -- the commands ---------------------------------------------------------------------------
 
+INT_MAX = 2**31 - 1
 # name: (min args, max args, options as ovs-vsctl declares them)
 COMMANDS: dict[str, tuple[int, int, str]] = {
     "init": (0, 0, ""),
     "show": (0, 0, ""),
+    "emer-reset": (0, 0, ""),
     "add-br": (1, 3, "--may-exist"),
     "del-br": (1, 1, "--if-exists"),
     "list-br": (0, 0, "--real,--fake"),
     "br-exists": (1, 1, ""),
+    "br-to-vlan": (1, 1, ""),
+    "br-to-parent": (1, 1, ""),
+    "br-set-external-id": (2, 3, ""),
+    "br-get-external-id": (1, 2, ""),
     "list-ports": (1, 1, ""),
-    "add-port": (2, 2**31 - 1, "--may-exist"),
+    "add-port": (2, INT_MAX, "--may-exist"),
+    "add-bond": (4, INT_MAX, "--may-exist,--fake-iface"),
+    "add-bond-iface": (2, 2, "--may-exist"),
+    "del-bond-iface": (1, 2, "--if-exists"),
     "del-port": (1, 2, "--if-exists,--with-iface"),
     "port-to-br": (1, 1, ""),
     "list-ifaces": (1, 1, ""),
     "iface-to-br": (1, 1, ""),
-    "comment": (0, 2**31 - 1, ""),
-    "get": (2, 2**31 - 1, "--if-exists,--id="),
-    "list": (1, 2**31 - 1, "--if-exists,--columns="),
-    "find": (1, 2**31 - 1, "--columns="),
-    "set": (3, 2**31 - 1, "--if-exists"),
-    "add": (4, 2**31 - 1, "--if-exists"),
-    "remove": (4, 2**31 - 1, "--if-exists"),
-    "clear": (3, 2**31 - 1, "--if-exists"),
-    "create": (2, 2**31 - 1, "--id="),
-    "destroy": (1, 2**31 - 1, "--if-exists,--all"),
+    "get-controller": (1, 1, ""),
+    "del-controller": (1, 1, ""),
+    "set-controller": (1, INT_MAX, "--inactivity-probe="),
+    "get-fail-mode": (1, 1, ""),
+    "del-fail-mode": (1, 1, ""),
+    "set-fail-mode": (2, 2, ""),
+    "get-manager": (0, 0, ""),
+    "del-manager": (0, 0, ""),
+    "set-manager": (1, INT_MAX, "--inactivity-probe="),
+    "get-ssl": (0, 0, ""),
+    "del-ssl": (0, 0, ""),
+    "set-ssl": (3, 3, "--bootstrap"),
+    "comment": (0, INT_MAX, ""),
+    "get": (2, INT_MAX, "--if-exists,--id="),
+    "list": (1, INT_MAX, "--if-exists,--columns="),
+    "find": (1, INT_MAX, "--columns="),
+    "set": (3, INT_MAX, "--if-exists"),
+    "add": (4, INT_MAX, "--if-exists"),
+    "remove": (4, INT_MAX, "--if-exists"),
+    "clear": (3, INT_MAX, "--if-exists"),
+    "create": (2, INT_MAX, "--id="),
+    "destroy": (1, INT_MAX, "--if-exists,--all"),
+    "wait-until": (2, INT_MAX, ""),
 }
 COMMAND_OPTIONS = {
     opt.rstrip("=") for _, _, options in COMMANDS.values() for opt in options.split(",") if opt
+}
+COMMAND_OPTIONS_WITH_ARG = {
+    opt.rstrip("=")
+    for _, _, options in COMMANDS.values()
+    for opt in options.split(",")
+    if opt.endswith("=")
 }
 
 # How records are named on the command line (ovs-vsctl.c's ctl_table_class):
@@ -763,6 +940,141 @@ class Command:
 Row = dict[str, Datum]
 
 
+class VBridge:
+    """A bridge as ovs-vsctl sees it: a Bridge row, or a VLAN ("fake") bridge.
+
+    A fake bridge is a Port of its parent with ``fake_bridge=true`` and a
+    ``tag``; ports with the same tag on the parent belong to it.
+    """
+
+    __slots__ = ("children", "name", "parent", "ports", "uuid", "vlan")
+
+    def __init__(self, name: str, uuid: str | None, parent: VBridge | None, vlan: int) -> None:
+        self.name = name
+        self.uuid = uuid  # the Bridge row; None for a fake bridge
+        self.parent = parent
+        self.vlan = vlan
+        self.ports: list[VPort] = []
+        self.children: dict[int, VBridge] = {}  # fake bridges by VLAN
+
+    @property
+    def real(self) -> VBridge:
+        """The bridge itself, or a fake bridge's parent."""
+        return self.parent if self.parent is not None else self
+
+    @property
+    def row(self) -> str:
+        """The Bridge row whose ``ports`` hold this bridge's ports."""
+        u = self.real.uuid
+        assert u is not None
+        return u
+
+
+class VPort:
+    """A Port row on a (real or fake) bridge."""
+
+    __slots__ = ("bridge", "ifaces", "name", "uuid")
+
+    def __init__(self, name: str, uuid: str, bridge: VBridge) -> None:
+        self.name = name
+        self.uuid = uuid
+        self.bridge = bridge
+        self.ifaces: list[VIface] = []
+
+
+class VIface:
+    """An Interface row of a port."""
+
+    __slots__ = ("name", "port", "uuid")
+
+    def __init__(self, name: str, uuid: str, port: VPort) -> None:
+        self.name = name
+        self.uuid = uuid
+        self.port = port
+
+
+def _fake_bridge_vlan(port: Row) -> int | None:
+    """port_is_fake_bridge(): the VLAN of a port that stands for a fake bridge."""
+    tag = port["tag"]
+    if port["fake_bridge"] == (True,) and tag and 0 <= int(tag[0]) <= 4095:
+        return int(tag[0])
+    return None
+
+
+class Cache:
+    """vsctl_context_populate_cache(): the names ovs-vsctl's commands work with.
+
+    Where the database holds duplicate names (which its indexes forbid, or a
+    port listed by two bridges), the first one met wins, as in ovs-vsctl.
+    """
+
+    def __init__(self, ctx: Context) -> None:
+        self.bridges: dict[str, VBridge] = {}
+        self.ports: dict[str, VPort] = {}
+        self.ifaces: dict[str, VIface] = {}
+        roots = ctx.rows.get("Open_vSwitch", {})
+        if not roots:
+            return
+        br_rows = ctx.rows.get("Bridge", {})
+        port_rows = ctx.rows.get("Port", {})
+        bridges = [
+            (bu, br_rows[bu], str(br_rows[bu]["name"][0]))
+            for bu in roots[min(roots)]["bridges"]
+            if bu in br_rows
+        ]
+        # First the bridges, real and fake, so that ports can find their VLAN bridge.
+        seen_ports: set[str] = set()
+        for bu, row, name in bridges:
+            if name in self.bridges:
+                continue
+            parent = self._add_bridge(name, bu, None, 0)
+            for pu in row["ports"]:
+                port = port_rows.get(pu)
+                if port is None or port["name"][0] in seen_ports:
+                    continue
+                seen_ports.add(port["name"][0])
+                vlan = _fake_bridge_vlan(port)
+                if vlan is not None and port["name"][0] not in self.bridges:
+                    self._add_bridge(str(port["name"][0]), None, parent, vlan)
+        for bu, row, name in bridges:
+            bridge = self.bridges[name]
+            if bridge.uuid != bu:
+                continue
+            for pu in row["ports"]:
+                port = port_rows.get(pu)
+                if port is not None and port["name"][0] not in self.ports:
+                    self._add_port(ctx, bridge, pu, port)
+
+    def _add_bridge(
+        self, name: str, uuid: str | None, parent: VBridge | None, vlan: int
+    ) -> VBridge:
+        bridge = VBridge(name, uuid, parent, vlan)
+        # A second fake bridge for the same VLAN is a bridge, but owns no ports.
+        if parent is not None and vlan not in parent.children:
+            parent.children[vlan] = bridge
+        self.bridges[name] = bridge
+        return bridge
+
+    def _add_port(self, ctx: Context, bridge: VBridge, pu: str, port: Row) -> None:
+        name = str(port["name"][0])
+        vlan = _fake_bridge_vlan(port)
+        if vlan is not None and self.bridges[name].parent is not bridge:
+            return  # a fake bridge whose name another bridge took
+        tag = port["tag"]
+        if tag and 0 <= int(tag[0]) <= 4095:
+            bridge = bridge.children.get(int(tag[0]), bridge)
+        vport = VPort(name, pu, bridge)
+        bridge.ports.append(vport)
+        self.ports[name] = vport
+        iface_rows = ctx.rows.get("Interface", {})
+        for iu in port["interfaces"]:
+            iface = iface_rows.get(iu)
+            if iface is not None and iface["name"][0] not in self.ifaces:
+                viface = VIface(str(iface["name"][0]), iu, vport)
+                vport.ifaces.append(viface)
+                self.ifaces[viface.name] = viface
+
+
 class Context:
     """The database replica, the pending changes and the symbol table of one attempt."""
 
@@ -776,6 +1088,9 @@ class Context:
         self.original: dict[tuple[str, str], Row] = {}
         self.mutations: list[dict[str, Any]] = []
         self.last = False  # running the chain's last command
+        self._cache: Cache | None = None  # forgotten at every change
+        # Interfaces this chain creates, checked once the switch has applied it.
+        self.expected_ifaces: list[str] = []
 
     # -- rows ----------------------------------------------------------------------
 
@@ -800,6 +1115,7 @@ class Context:
 
     def insert(self, table: str, uuid: str | None = None) -> str:
         u = uuid or new_uuid()
+        self._cache = None
         self.rows.setdefault(table, {})[u] = {
             c.name: default_datum(c.type) for c in self.schema[table].columns.values()
         }
@@ -810,12 +1126,14 @@ class Context:
         row = self.rows[table][u]
         if u not in self.inserted:
             self.original.setdefault((table, u), dict(row))
+        self._cache = None
         row[column] = datum
         self.written.setdefault((table, u), set()).add(column)
 
     def delete(self, table: str, u: str) -> None:
         if self.rows.get(table, {}).pop(u, None) is None:
             return
+        self._cache = None
         if u in self.inserted:
             del self.inserted[u]
         else:
@@ -885,82 +1203,89 @@ class Context:
 
     # -- the bridge/port/interface view (vsctl_context_populate_cache) -----------------
 
-    def cache(
-        self,
-    ) -> tuple[dict[str, str], dict[str, tuple[str, str]], dict[str, tuple[str, str]]]:
-        """Bridges by name -> uuid; ports -> (uuid, bridge); interfaces -> (uuid, port)."""
-        bridges: dict[str, str] = {}
-        ports: dict[str, tuple[str, str]] = {}
-        ifaces: dict[str, tuple[str, str]] = {}
-        br_rows = self.rows.get("Bridge", {})
-        port_rows = self.rows.get("Port", {})
-        iface_rows = self.rows.get("Interface", {})
-        for ovs in self.rows.get("Open_vSwitch", {}).values():
-            for bu in ovs["bridges"]:
-                br = br_rows.get(bu)
-                if br is None or br["name"][0] in bridges:
-                    continue
-                br_name = br["name"][0]
-                bridges[br_name] = bu
-                for pu in br["ports"]:
-                    port = port_rows.get(pu)
-                    if port is None or port["name"][0] in ports:
-                        continue
-                    ports[port["name"][0]] = (pu, br_name)
-                    for iu in port["interfaces"]:
-                        iface = iface_rows.get(iu)
-                        if iface is None or iface["name"][0] in ifaces:
-                            continue
-                        ifaces[iface["name"][0]] = (iu, pu)
-        return bridges, ports, ifaces
+    def cache(self) -> Cache:
+        """Bridges (real and fake), ports and interfaces by name, as ovs-vsctl sees them."""
+        if self._cache is None:
+            self._cache = Cache(self)
+        return self._cache
 
-    def find_bridge(self, name: str, must_exist: bool) -> str | None:
-        bridges, _, _ = self.cache()
-        if name not in bridges and must_exist:
+    def find_bridge(self, name: str, must_exist: bool) -> VBridge | None:
+        bridge = self.cache().bridges.get(name)
+        if bridge is None and must_exist:
             raise VsctlError(f"no bridge named {name}")
-        return bridges.get(name)
+        return bridge
 
-    def find_port(self, name: str, must_exist: bool) -> tuple[str, str] | None:
-        _, ports, _ = self.cache()
-        port = ports.get(name)
-        if port is not None and port[1] == name:
+    def find_real_bridge(self, name: str) -> VBridge:
+        bridge = self.find_bridge(name, True)
+        assert bridge is not None
+        if bridge.parent is not None:
+            raise VsctlError(f"{name} is a fake bridge")
+        return bridge
+
+    def find_port(self, name: str, must_exist: bool) -> VPort | None:
+        port = self.cache().ports.get(name)
+        if port is not None and port.bridge.name == name:
             port = None  # a bridge's local port is not a port to these commands
         if port is None and must_exist:
             raise VsctlError(f"no port named {name}")
         return port
 
-    def find_iface(self, name: str, must_exist: bool) -> tuple[str, str] | None:
-        _, ports, ifaces = self.cache()
-        iface = ifaces.get(name)
-        if iface is not None:
-            port_name = self.rows["Port"][iface[1]]["name"][0]
-            if ports[port_name][1] == name:
-                iface = None
+    def find_iface(self, name: str, must_exist: bool) -> VIface | None:
+        iface = self.cache().ifaces.get(name)
+        if iface is not None and iface.port.bridge.name == name:
+            iface = None
         if iface is None and must_exist:
             raise VsctlError(f"no interface named {name}")
         return iface
 
     def check_conflicts(self, name: str, msg: str) -> None:
-        bridges, ports, ifaces = self.cache()
-        if name in bridges:
+        cache = self.cache()
+        if name in cache.bridges:
             raise VsctlError(f"{msg} because a bridge named {name} already exists")
-        if name in ports:
+        if name in cache.ports:
             raise VsctlError(
-                f"{msg} because a port named {name} already exists on bridge {ports[name][1]}"
+                f"{msg} because a port named {name} already exists on bridge "
+                f"{cache.ports[name].bridge.name}"
             )
-        if name in ifaces:
-            port_name = self.rows["Port"][ifaces[name][1]]["name"][0]
+        if name in cache.ifaces:
             raise VsctlError(
                 f"{msg} because an interface named {name} already exists on bridge "
-                f"{ports[port_name][1]}"
+                f"{cache.ifaces[name].port.bridge.name}"
             )
 
-    def del_port(self, pu: str, bu: str) -> None:
-        bridge = self.rows["Bridge"][bu]
-        self.write("Bridge", bu, "ports", tuple(p for p in bridge["ports"] if p != pu))
-        for iu in self.rows["Port"][pu]["interfaces"]:
-            self.delete("Interface", iu)
-        self.delete("Port", pu)
+    def insert_iface(self, name: str) -> str:
+        """A new Interface row, which the switch is then expected to set up."""
+        iu = self.insert("Interface")
+        self.write("Interface", iu, "name", (name,))
+        self.expected_ifaces.append(iu)
+        return iu
+
+    def add_to_set(self, table: str, u: str, column: str, item: str) -> None:
+        old = self.rows[table][u][column]
+        self.write(table, u, column, tuple(sorted((*old, item))))
+
+    def remove_from_set(self, table: str, u: str, column: str, item: str) -> None:
+        old = self.rows[table][u][column]
+        self.write(table, u, column, tuple(x for x in old if x != item))
+
+    def del_port(self, port: VPort) -> None:
+        self.remove_from_set("Bridge", port.bridge.row, "ports", port.uuid)
+        for iface in port.ifaces:
+            self.delete("Interface", iface.uuid)
+        self.delete("Port", port.uuid)
+
+    def del_bridge(self, bridge: VBridge) -> None:
+        for child in list(bridge.children.values()):
+            self.del_bridge(child)
+        for port in bridge.ports:
+            self.del_port(port)
+        if bridge.uuid is None:
+            return  # a fake bridge is nothing but its ports
+        for fu, fscset in list(self.rows.get("Flow_Sample_Collector_Set", {}).items()):
+            if fscset["bridge"] == (bridge.uuid,):
+                self.delete("Flow_Sample_Collector_Set", fu)
+        self.remove_from_set("Open_vSwitch", self.ovs(), "bridges", bridge.uuid)
+        self.delete("Bridge", bridge.uuid)
 
     # -- setting columns -------------------------------------------------------------
 
@@ -1162,19 +1487,101 @@ def cmd_show(ctx: Context, cmd: Command) -> None:
     cmd.output = "".join(out)
 
 
+def _atoi(text: str, bits: int = 32) -> int:
+    """C's atoi() (or atoll() with 64 bits): the leading number, 0 if none.
+
+    Like glibc, the value saturates at the limits of a long and is then cut
+    to ``bits`` bits, so that out-of-range input gives what ovs-vsctl gets.
+    """
+    t = text.lstrip(" \t\n\v\f\r")
+    sign = -1 if t[:1] == "-" else 1
+    t = t[1:] if t[:1] in "+-" else t
+    end = next((i for i, c in enumerate(t) if not "0" <= c <= "9"), len(t))
+    value: int = sign * int(t[:end] or "0")
+    value = max(-(1 << 63), min((1 << 63) - 1, value)) & ((1 << bits) - 1)
+    return value - (1 << bits) if value >> (bits - 1) else value
+
+
+def _escape_args(words: list[str]) -> str:
+    """process_escape_args(): words joined by spaces, quoted where they need it."""
+    out = []
+    for word in words:
+        if any(c in " \t\r\n\v\\'\"" for c in word):
+            escaped = word.replace("\\", "\\\\").replace('"', '\\"')
+            out.append(f'"{escaped}"')
+        else:
+            out.append(word)
+    return " ".join(out)
+
+
+def _command_text(cmd: Command) -> str:
+    """vsctl_context_to_string(): the command's options and words, as ovs-vsctl quotes them."""
+    return _escape_args([*cmd.options, *cmd.argv])
+
+
 def cmd_add_br(ctx: Context, cmd: Command) -> None:
     br_name = cmd.argv[1]
-    if len(cmd.argv) == 3:
-        raise VsctlError(f"'{cmd.name}' command takes exactly 1 or 3 arguments")
+    parent_name: str | None = None
+    vlan = 0
     if len(cmd.argv) == 4:
-        # VLAN ("fake") bridges are a port with a tag on their parent; the
-        # daemon will not implement them, so the database does not get them.
-        raise VsctlError("VLAN bridges (add-br NAME PARENT VLAN) are not supported")
-    if _opt(cmd, "--may-exist") and ctx.find_bridge(br_name, False) is not None:
-        return
+        parent_name = cmd.argv[2]
+        vlan = _atoi(cmd.argv[3])
+        if not 0 <= vlan <= 4095:
+            raise VsctlError(f"{cmd.name}: vlan must be between 0 and 4095")
+    elif len(cmd.argv) != 2:
+        raise VsctlError(f"'{cmd.name}' command takes exactly 1 or 3 arguments")
+    if _opt(cmd, "--may-exist"):
+        existing = ctx.find_bridge(br_name, False)
+        if existing is not None:
+            _check_existing_bridge(existing, parent_name, vlan)
+            return
     ctx.check_conflicts(br_name, f"cannot create a bridge named {br_name}")
-    iu = ctx.insert("Interface")
-    ctx.write("Interface", iu, "name", (br_name,))
+    if parent_name is None:
+        _add_real_bridge(ctx, br_name)
+        return
+    parent = ctx.find_bridge(parent_name, False)
+    if parent is not None and parent.parent is not None:
+        raise VsctlError("cannot create bridge with fake bridge as parent")
+    if parent is None:
+        raise VsctlError(f"parent bridge {parent_name} does not exist")
+    conflict = parent.children.get(vlan)
+    if conflict is not None:
+        raise VsctlError(
+            f"bridge {parent_name} already has a child VLAN bridge {conflict.name} on VLAN {vlan}"
+        )
+    # A fake bridge is an internal port of its parent, tagged with its VLAN.
+    iu = ctx.insert_iface(br_name)
+    ctx.write("Interface", iu, "type", ("internal",))
+    pu = ctx.insert("Port")
+    ctx.write("Port", pu, "name", (br_name,))
+    ctx.write("Port", pu, "interfaces", (iu,))
+    ctx.write("Port", pu, "fake_bridge", (True,))
+    ctx.write("Port", pu, "tag", (vlan,))
+    ctx.add_to_set("Bridge", parent.row, "ports", pu)
+
+
+def _check_existing_bridge(bridge: VBridge, parent_name: str | None, vlan: int) -> None:
+    """``--may-exist add-br``: the bridge that exists must be the one asked for."""
+    name = bridge.name
+    if parent_name is None:
+        if bridge.parent is not None:
+            raise VsctlError(
+                f'"--may-exist add-br {name}" but {name} is a VLAN bridge for VLAN {bridge.vlan}'
+            )
+        return
+    command = f"--may-exist add-br {name} {parent_name} {vlan}"
+    if bridge.parent is None:
+        raise VsctlError(f'"{command}" but {name} is not a VLAN bridge')
+    if bridge.parent.name != parent_name:
+        raise VsctlError(f'"{command}" but {name} has the wrong parent {bridge.parent.name}')
+    if bridge.vlan != vlan:
+        raise VsctlError(
+            f'"{command}" but {name} is a VLAN bridge for the wrong VLAN {bridge.vlan}'
+        )
+
+
+def _add_real_bridge(ctx: Context, br_name: str) -> None:
+    iu = ctx.insert_iface(br_name)
     ctx.write("Interface", iu, "type", ("internal",))
     pu = ctx.insert("Port")
     ctx.write("Port", pu, "name", (br_name,))
@@ -1182,35 +1589,20 @@ def cmd_add_br(ctx: Context, cmd: Command) -> None:
     bu = ctx.insert("Bridge")
     ctx.write("Bridge", bu, "name", (br_name,))
     ctx.write("Bridge", bu, "ports", (pu,))
-    ovs = ctx.ovs()
-    ctx.write(
-        "Open_vSwitch",
-        ovs,
-        "bridges",
-        tuple(sorted((*ctx.rows["Open_vSwitch"][ovs]["bridges"], bu))),
-    )
+    ctx.add_to_set("Open_vSwitch", ctx.ovs(), "bridges", bu)
 
 
 def cmd_del_br(ctx: Context, cmd: Command) -> None:
-    bu = ctx.find_bridge(cmd.argv[1], not _opt(cmd, "--if-exists"))
-    if bu is None:
-        return
-    for pu in ctx.rows["Bridge"][bu]["ports"]:
-        if pu in ctx.rows.get("Port", {}):
-            ctx.del_port(pu, bu)
-    for fu, fscset in list(ctx.rows.get("Flow_Sample_Collector_Set", {}).items()):
-        if fscset["bridge"] == (bu,):
-            ctx.delete("Flow_Sample_Collector_Set", fu)
-    ovs = ctx.ovs()
-    bridges = ctx.rows["Open_vSwitch"][ovs]["bridges"]
-    ctx.write("Open_vSwitch", ovs, "bridges", tuple(b for b in bridges if b != bu))
-    ctx.delete("Bridge", bu)
+    bridge = ctx.find_bridge(cmd.argv[1], not _opt(cmd, "--if-exists"))
+    if bridge is not None:
+        ctx.del_bridge(bridge)
 
 
 def cmd_list_br(ctx: Context, cmd: Command) -> None:
-    bridges, _, _ = ctx.cache()
-    # Without VLAN bridges every bridge is real: --fake lists none.
-    names = [] if _opt(cmd, "--fake") else sorted(bridges)
+    real, fake = _opt(cmd, "--real"), _opt(cmd, "--fake")
+    if not real and not fake:
+        real = fake = True
+    names = sorted(b.name for b in ctx.cache().bridges.values() if (fake if b.parent else real))
     cmd.output = "".join(f"{n}\n" for n in names)
 
 
@@ -1219,65 +1611,168 @@ def cmd_br_exists(ctx: Context, cmd: Command) -> None:
         raise ExitStatus(2)
 
 
+def _bridge(ctx: Context, name: str) -> VBridge:
+    bridge = ctx.find_bridge(name, True)
+    assert bridge is not None
+    return bridge
+
+
+def cmd_br_to_vlan(ctx: Context, cmd: Command) -> None:
+    cmd.output = f"{_bridge(ctx, cmd.argv[1]).vlan}\n"
+
+
+def cmd_br_to_parent(ctx: Context, cmd: Command) -> None:
+    cmd.output = f"{_bridge(ctx, cmd.argv[1]).real.name}\n"
+
+
+def _external_ids_holder(ctx: Context, bridge: VBridge) -> tuple[str, str, str]:
+    """Where a bridge's external IDs live: (table, row, key prefix).
+
+    A fake bridge has no Bridge row: its IDs are kept in its port's
+    ``external_ids`` under ``fake-bridge-KEY``.
+    """
+    if bridge.uuid is not None:
+        return "Bridge", bridge.uuid, ""
+    return "Port", ctx.cache().ports[bridge.name].uuid, "fake-bridge-"
+
+
+def cmd_br_set_external_id(ctx: Context, cmd: Command) -> None:
+    table, u, prefix = _external_ids_holder(ctx, _bridge(ctx, cmd.argv[1]))
+    key = prefix + cmd.argv[2]
+    pairs = [kv for kv in ctx.rows[table][u]["external_ids"] if kv[0] != key]
+    if len(cmd.argv) > 3:
+        pairs.append((key, cmd.argv[3]))
+    ctx.write(table, u, "external_ids", tuple(sorted(pairs)))
+
+
+def cmd_br_get_external_id(ctx: Context, cmd: Command) -> None:
+    table, u, prefix = _external_ids_holder(ctx, _bridge(ctx, cmd.argv[1]))
+    pairs = ctx.rows[table][u]["external_ids"]
+    if len(cmd.argv) > 2:
+        values = [v for k, v in pairs if k == prefix + cmd.argv[2]]
+        cmd.output = "".join(f"{v}\n" for v in values)
+    else:
+        cmd.output = "".join(f"{k[len(prefix) :]}={v}\n" for k, v in pairs if k.startswith(prefix))
+
+
 def cmd_list_ports(ctx: Context, cmd: Command) -> None:
-    br_name = cmd.argv[1]
-    ctx.find_bridge(br_name, True)
-    _, ports, _ = ctx.cache()
-    names = sorted(n for n, (_, b) in ports.items() if b == br_name and n != br_name)
+    bridge = _bridge(ctx, cmd.argv[1])
+    names = sorted(p.name for p in bridge.ports if p.name != bridge.name)
     cmd.output = "".join(f"{n}\n" for n in names)
 
 
 def cmd_list_ifaces(ctx: Context, cmd: Command) -> None:
-    br_name = cmd.argv[1]
-    ctx.find_bridge(br_name, True)
-    _, ports, ifaces = ctx.cache()
-    port_bridge = dict(ports.values())
-    names = sorted(
-        n for n, (_, pu) in ifaces.items() if port_bridge[pu] == br_name and n != br_name
-    )
+    bridge = _bridge(ctx, cmd.argv[1])
+    names = sorted(i.name for p in bridge.ports for i in p.ifaces if i.name != bridge.name)
     cmd.output = "".join(f"{n}\n" for n in names)
 
 
-def cmd_add_port(ctx: Context, cmd: Command) -> None:
-    br_name, port_name = cmd.argv[1], cmd.argv[2]
+def _add_port(
+    ctx: Context,
+    cmd: Command,
+    port_name: str,
+    iface_names: list[str],
+    settings: list[str],
+    fake_iface: bool,
+) -> None:
+    """add_port() in ovs-vsctl: a port with one interface, or a bond with several."""
+    br_name = cmd.argv[1]
     if _opt(cmd, "--may-exist"):
         existing = ctx.find_port(port_name, False)
         if existing is not None:
-            command = f"--may-exist add-port {br_name} {port_name}"
-            if existing[1] != br_name:
+            if existing.bridge.name != br_name:
                 raise VsctlError(
-                    f'"{command}" but {port_name} is actually attached to bridge {existing[1]}'
+                    f'"{_command_text(cmd)}" but {port_name} is actually attached to bridge '
+                    f"{existing.bridge.name}"
                 )
-            have = sorted(
-                ctx.rows["Interface"][i]["name"][0]
-                for i in ctx.rows["Port"][existing[0]]["interfaces"]
-            )
-            if have != [port_name]:
+            interfaces = ctx.rows["Port"][existing.uuid]["interfaces"]
+            have = sorted(str(ctx.rows["Interface"][i]["name"][0]) for i in interfaces)
+            if have != sorted(iface_names):
                 raise VsctlError(
-                    f'"{command}" but {port_name} actually has interface(s) {", ".join(have)}'
+                    f'"{_command_text(cmd)}" but {port_name} actually has interface(s) '
+                    f"{', '.join(have)}"
                 )
             return
     ctx.check_conflicts(port_name, f"cannot create a port named {port_name}")
-    ctx.check_conflicts(port_name, f"cannot create an interface named {port_name}")
-    bu = ctx.find_bridge(br_name, True)
-    assert bu is not None
-    iu = ctx.insert("Interface")
-    ctx.write("Interface", iu, "name", (port_name,))
+    for name in iface_names:
+        ctx.check_conflicts(name, f"cannot create an interface named {name}")
+    bridge = _bridge(ctx, br_name)
+    ifaces = tuple(ctx.insert_iface(name) for name in iface_names)
     pu = ctx.insert("Port")
     ctx.write("Port", pu, "name", (port_name,))
-    ctx.write("Port", pu, "interfaces", (iu,))
-    ctx.write("Port", pu, "bond_fake_iface", (False,))
+    ctx.write("Port", pu, "interfaces", tuple(sorted(ifaces)))
+    ctx.write("Port", pu, "bond_fake_iface", (fake_iface,))
+    if bridge.parent is not None:
+        ctx.write("Port", pu, "tag", (bridge.vlan,))
     port_table = ctx.schema["Port"]
-    for setting in cmd.argv[3:]:
+    for setting in settings:
         ctx.set_column(port_table, pu, setting)
-    ports = ctx.rows["Bridge"][bu]["ports"]
-    ctx.write("Bridge", bu, "ports", tuple(sorted((*ports, pu))))
+    ctx.add_to_set("Bridge", bridge.row, "ports", pu)
+
+
+def cmd_add_port(ctx: Context, cmd: Command) -> None:
+    _add_port(ctx, cmd, cmd.argv[2], [cmd.argv[2]], cmd.argv[3:], fake_iface=False)
+
+
+def cmd_add_bond(ctx: Context, cmd: Command) -> None:
+    # The interfaces are the arguments up to the first COLUMN=VALUE setting.
+    args = cmd.argv[3:]
+    n_ifaces = next((i for i, a in enumerate(args) if "=" in a), len(args))
+    if n_ifaces < 2:
+        raise VsctlError(
+            f"add-bond requires at least 2 interfaces, but only {n_ifaces} were specified"
+        )
+    _add_port(
+        ctx,
+        cmd,
+        cmd.argv[2],
+        args[:n_ifaces],
+        args[n_ifaces:],
+        fake_iface=_opt(cmd, "--fake-iface"),
+    )
+
+
+def _port(ctx: Context, name: str) -> VPort:
+    port = ctx.find_port(name, True)
+    assert port is not None
+    return port
+
+
+def cmd_add_bond_iface(ctx: Context, cmd: Command) -> None:
+    port = _port(ctx, cmd.argv[1])
+    iface_name = cmd.argv[2]
+    if _opt(cmd, "--may-exist"):
+        iface = ctx.find_iface(iface_name, False)
+        if iface is not None:
+            if iface.port.uuid == port.uuid:
+                return
+            raise VsctlError(
+                f'"{_command_text(cmd)}" but {iface_name} is actually attached to port '
+                f"{iface.port.name}"
+            )
+    ctx.check_conflicts(iface_name, f"cannot create an interface named {iface_name}")
+    ctx.add_to_set("Port", port.uuid, "interfaces", ctx.insert_iface(iface_name))
+
+
+def cmd_del_bond_iface(ctx: Context, cmd: Command) -> None:
+    iface_name = cmd.argv[-1]
+    iface = ctx.find_iface(iface_name, not _opt(cmd, "--if-exists"))
+    if iface is None:
+        return
+    if len(cmd.argv) > 2:
+        port = _port(ctx, cmd.argv[1])
+        if iface.port.uuid != port.uuid:
+            raise VsctlError(f"port {cmd.argv[1]} does not have an interface {iface_name}")
+    if len(iface.port.ifaces) < 2:
+        raise VsctlError(f"cannot delete last interface from port {iface.port.name}")
+    ctx.remove_from_set("Port", iface.port.uuid, "interfaces", iface.uuid)
+    ctx.delete("Interface", iface.uuid)
 
 
 def cmd_del_port(ctx: Context, cmd: Command) -> None:
     must_exist = not _opt(cmd, "--if-exists")
     target = cmd.argv[-1]
-    port: tuple[str, str] | None
+    port: VPort | None
     if ctx.find_bridge(target, False) is not None:
         if must_exist:
             raise VsctlError(
@@ -1291,33 +1786,199 @@ def cmd_del_port(ctx: Context, cmd: Command) -> None:
         port = ctx.find_port(target, False)
         if port is None:
             iface = ctx.find_iface(target, False)
-            if iface is not None:
-                _, ports, _ = ctx.cache()
-                port = ports[ctx.rows["Port"][iface[1]]["name"][0]]
+            port = iface.port if iface is not None else None
         if must_exist and port is None:
             raise VsctlError(f"no port or interface named {target}")
     if port is None:
         return
     if len(cmd.argv) == 3:
-        bu = ctx.find_bridge(cmd.argv[1], True)
-        if port[1] != cmd.argv[1]:
+        bridge = _bridge(ctx, cmd.argv[1])
+        if port.bridge is not bridge:
+            if port.bridge.parent is bridge:
+                raise VsctlError(
+                    f"bridge {cmd.argv[1]} does not have a port {cmd.argv[2]} (although "
+                    f"its child bridge {port.bridge.name} does)"
+                )
             raise VsctlError(f"bridge {cmd.argv[1]} does not have a port {cmd.argv[2]}")
-        assert bu is not None
-    bridges, _, _ = ctx.cache()
-    ctx.del_port(port[0], bridges[port[1]])
+    ctx.del_port(port)
 
 
 def cmd_port_to_br(ctx: Context, cmd: Command) -> None:
-    port = ctx.find_port(cmd.argv[1], True)
-    assert port is not None
-    cmd.output = f"{port[1]}\n"
+    cmd.output = f"{_port(ctx, cmd.argv[1]).bridge.name}\n"
 
 
 def cmd_iface_to_br(ctx: Context, cmd: Command) -> None:
     iface = ctx.find_iface(cmd.argv[1], True)
     assert iface is not None
-    _, ports, _ = ctx.cache()
-    cmd.output = f"{ports[ctx.rows['Port'][iface[1]]['name'][0]][1]}\n"
+    cmd.output = f"{iface.port.bridge.name}\n"
+
+
+# -- controllers, managers, SSL ------------------------------------------------------------
+
+# Connection methods Open vSwitch knows (vconn/stream classes, active and passive).
+TARGET_TYPES = ("tcp", "unix", "ssl", "ptcp", "punix", "pssl")
+
+
+def _check_target(target: str) -> None:
+    """Warn, as ovs-vsctl does, about a target whose method it does not know."""
+    method, colon, _ = target.partition(":")
+    if not colon or method not in TARGET_TYPES:
+        warn(f'target type "{target}" is possibly erroneous')
+
+
+def _insert_targets(ctx: Context, cmd: Command, table: str, targets: list[str]) -> tuple[str, ...]:
+    """New Controller or Manager rows for ``targets`` (with ``--inactivity-probe``)."""
+    probe = cmd.options.get("--inactivity-probe")
+    rows = []
+    for target in targets:
+        _check_target(target)
+        u = ctx.insert(table)
+        ctx.write(table, u, "target", (target,))
+        if probe is not None:
+            ctx.write(table, u, "inactivity_probe", (_atoi(probe, 64),))
+        rows.append(u)
+    return tuple(sorted(rows))
+
+
+def _controllers(ctx: Context, bridge: VBridge) -> tuple[str, ...]:
+    return tuple(ctx.rows["Bridge"][bridge.row]["controller"])
+
+
+def _targets(ctx: Context, table: str, rows: tuple[str, ...]) -> list[str]:
+    return sorted(str(ctx.rows[table][u]["target"][0]) for u in rows if u in ctx.rows[table])
+
+
+def cmd_get_controller(ctx: Context, cmd: Command) -> None:
+    bridge = _bridge(ctx, cmd.argv[1])
+    cmd.output = "".join(f"{t}\n" for t in _targets(ctx, "Controller", _controllers(ctx, bridge)))
+
+
+def cmd_del_controller(ctx: Context, cmd: Command) -> None:
+    bridge = ctx.find_real_bridge(cmd.argv[1])
+    controllers = _controllers(ctx, bridge)
+    if controllers:
+        for u in controllers:
+            ctx.delete("Controller", u)
+        ctx.write("Bridge", bridge.row, "controller", ())
+
+
+def cmd_set_controller(ctx: Context, cmd: Command) -> None:
+    bridge = ctx.find_real_bridge(cmd.argv[1])
+    for u in _controllers(ctx, bridge):
+        ctx.delete("Controller", u)
+    rows = _insert_targets(ctx, cmd, "Controller", cmd.argv[2:])
+    ctx.write("Bridge", bridge.row, "controller", rows)
+
+
+def cmd_get_fail_mode(ctx: Context, cmd: Command) -> None:
+    mode = ctx.rows["Bridge"][_bridge(ctx, cmd.argv[1]).row]["fail_mode"]
+    cmd.output = f"{mode[0]}\n" if mode and mode[0] else ""
+
+
+def cmd_del_fail_mode(ctx: Context, cmd: Command) -> None:
+    ctx.write("Bridge", ctx.find_real_bridge(cmd.argv[1]).row, "fail_mode", ())
+
+
+def cmd_set_fail_mode(ctx: Context, cmd: Command) -> None:
+    bridge = ctx.find_real_bridge(cmd.argv[1])
+    mode = cmd.argv[2]
+    if mode not in ("standalone", "secure"):
+        raise VsctlError('fail-mode must be "standalone" or "secure"')
+    ctx.write("Bridge", bridge.row, "fail_mode", (mode,))
+
+
+def _del_managers(ctx: Context) -> None:
+    ovs = ctx.ovs()
+    for u in ctx.rows["Open_vSwitch"][ovs]["manager_options"]:
+        ctx.delete("Manager", u)
+    ctx.write("Open_vSwitch", ovs, "manager_options", ())
+
+
+def cmd_get_manager(ctx: Context, cmd: Command) -> None:
+    managers = tuple(ctx.rows["Open_vSwitch"][ctx.ovs()]["manager_options"])
+    # Unlike get-controller, ovs-vsctl prints each manager target once.
+    cmd.output = "".join(f"{t}\n" for t in sorted(set(_targets(ctx, "Manager", managers))))
+
+
+def cmd_del_manager(ctx: Context, _cmd: Command) -> None:
+    _del_managers(ctx)
+
+
+def cmd_set_manager(ctx: Context, cmd: Command) -> None:
+    _del_managers(ctx)
+    rows = _insert_targets(ctx, cmd, "Manager", cmd.argv[1:])
+    ctx.write("Open_vSwitch", ctx.ovs(), "manager_options", rows)
+
+
+def cmd_get_ssl(ctx: Context, cmd: Command) -> None:
+    ssl = ctx.rows["Open_vSwitch"][ctx.ovs()]["ssl"]
+    if not ssl or ssl[0] not in ctx.rows.get("SSL", {}):
+        return
+    row = ctx.rows["SSL"][ssl[0]]
+    bootstrap = "true" if row["bootstrap_ca_cert"] == (True,) else "false"
+    cmd.output = (
+        f"Private key: {row['private_key'][0]}\n"
+        f"Certificate: {row['certificate'][0]}\n"
+        f"CA Certificate: {row['ca_cert'][0]}\n"
+        f"Bootstrap: {bootstrap}\n"
+    )
+
+
+def cmd_del_ssl(ctx: Context, _cmd: Command) -> None:
+    ovs = ctx.ovs()
+    ssl = ctx.rows["Open_vSwitch"][ovs]["ssl"]
+    if ssl:
+        ctx.delete("SSL", ssl[0])
+        ctx.write("Open_vSwitch", ovs, "ssl", ())
+
+
+def cmd_set_ssl(ctx: Context, cmd: Command) -> None:
+    ovs = ctx.ovs()
+    old = ctx.rows["Open_vSwitch"][ovs]["ssl"]
+    if old:
+        ctx.delete("SSL", old[0])
+    u = ctx.insert("SSL")
+    for column, value in zip(("private_key", "certificate", "ca_cert"), cmd.argv[1:], strict=True):
+        ctx.write("SSL", u, column, (value,))
+    ctx.write("SSL", u, "bootstrap_ca_cert", (_opt(cmd, "--bootstrap"),))
+    ctx.write("Open_vSwitch", ovs, "ssl", (u,))
+
+
+# emer-reset: the tables whose rows go (each is referenced only from a column
+# emer-reset clears, so the server collects them too). ovs-vsctl 3.1 also
+# names IPFIX and Flow_Sample_Collector_Set, but never reads those tables, so
+# their rows stay: a collector set, and the IPFIX row it uses, survive.
+EMER_RESET_TABLES = ("Mirror", "Controller", "Manager", "NetFlow", "SSL", "sFlow")
+EMER_RESET_BRIDGE_COLUMNS = (
+    "controller",
+    "fail_mode",
+    "mirrors",
+    "netflow",
+    "sflow",
+    "ipfix",
+    "flood_vlans",
+)
+
+
+def cmd_emer_reset(ctx: Context, _cmd: Command) -> None:
+    """Back to a known good state: no controllers, managers, SSL, mirrors or monitoring."""
+    ovs = ctx.ovs()
+    ctx.write("Open_vSwitch", ovs, "manager_options", ())
+    ctx.write("Open_vSwitch", ovs, "ssl", ())
+    for u, row in list(ctx.rows.get("Bridge", {}).items()):
+        for column in EMER_RESET_BRIDGE_COLUMNS:
+            ctx.write("Bridge", u, column, ())
+        # Only the bridge's "hwaddr" survives in other_config.
+        kept = tuple(kv for kv in row["other_config"] if kv[0] == "hwaddr")
+        ctx.write("Bridge", u, "other_config", kept)
+    for u in list(ctx.rows.get("Port", {})):
+        ctx.write("Port", u, "other_config", ())
+    for u in list(ctx.rows.get("Interface", {})):
+        ctx.write("Interface", u, "ingress_policing_rate", (0,))
+        ctx.write("Interface", u, "ingress_policing_burst", (0,))
+    for table in EMER_RESET_TABLES:
+        for u in list(ctx.rows.get(table, {})):
+            ctx.delete(table, u)
 
 
 def cmd_comment(ctx: Context, cmd: Command) -> None:
@@ -1488,6 +2149,14 @@ def cmd_find(ctx: Context, cmd: Command) -> None:
     cmd.output = out
 
 
+def cmd_wait_until(ctx: Context, cmd: Command) -> None:
+    """Succeed once the record exists and meets every condition; else run again later."""
+    table = ctx.table(cmd.argv[1])
+    u = ctx.get_row(table, cmd.argv[2], False)
+    if u is None or not all(_condition(ctx, table, u, arg) for arg in cmd.argv[3:]):
+        raise ConditionNotMet
+
+
 def cmd_set(ctx: Context, cmd: Command) -> None:
     table = ctx.table(cmd.argv[1])
     u = ctx.get_row(table, cmd.argv[2], not _opt(cmd, "--if-exists"))
@@ -1656,16 +2325,36 @@ def cmd_destroy(ctx: Context, cmd: Command) -> None:
 RUN = {
     "init": cmd_init,
     "show": cmd_show,
+    "emer-reset": cmd_emer_reset,
     "add-br": cmd_add_br,
     "del-br": cmd_del_br,
     "list-br": cmd_list_br,
     "br-exists": cmd_br_exists,
+    "br-to-vlan": cmd_br_to_vlan,
+    "br-to-parent": cmd_br_to_parent,
+    "br-set-external-id": cmd_br_set_external_id,
+    "br-get-external-id": cmd_br_get_external_id,
     "list-ports": cmd_list_ports,
     "add-port": cmd_add_port,
+    "add-bond": cmd_add_bond,
+    "add-bond-iface": cmd_add_bond_iface,
+    "del-bond-iface": cmd_del_bond_iface,
     "del-port": cmd_del_port,
     "port-to-br": cmd_port_to_br,
     "list-ifaces": cmd_list_ifaces,
     "iface-to-br": cmd_iface_to_br,
+    "get-controller": cmd_get_controller,
+    "del-controller": cmd_del_controller,
+    "set-controller": cmd_set_controller,
+    "get-fail-mode": cmd_get_fail_mode,
+    "del-fail-mode": cmd_del_fail_mode,
+    "set-fail-mode": cmd_set_fail_mode,
+    "get-manager": cmd_get_manager,
+    "del-manager": cmd_del_manager,
+    "set-manager": cmd_set_manager,
+    "get-ssl": cmd_get_ssl,
+    "del-ssl": cmd_del_ssl,
+    "set-ssl": cmd_set_ssl,
     "comment": cmd_comment,
     "get": cmd_get,
     "list": cmd_list,
@@ -1676,19 +2365,21 @@ RUN = {
     "clear": cmd_clear,
     "create": cmd_create,
     "destroy": cmd_destroy,
+    "wait-until": cmd_wait_until,
 }
 
 
 def precheck(ctx: Context, cmd: Command) -> None:
     """The pre-pass ovs-vsctl runs over every command before any runs: names are checked."""
     name, argv = cmd.name, cmd.argv
-    if name not in ("get", "list", "find", "set", "add", "remove", "clear", "create", "destroy"):
+    generic = ("get", "list", "find", "set", "add", "remove", "clear", "create", "destroy")
+    if name not in (*generic, "wait-until"):
         return
     table = ctx.table(argv[1])
     if name in ("list", "find"):
         _columns(ctx, table, cmd.options.get("--columns"))
-    if name in ("set", "find"):
-        first = 3 if name == "set" else 2
+    if name in ("set", "find", "wait-until"):
+        first = 2 if name == "find" else 3
         for arg in argv[first:]:
             column_name, _ = token_parse(arg, 0)
             if not column_name:
@@ -1720,22 +2411,51 @@ usage: {PROG} [OPTIONS] COMMAND [ARG...] [-- [OPTIONS] COMMAND [ARG...]]...
 Open vSwitch commands:
   init                        initialize database, if not yet initialized
   show                        print overview of database contents
+  emer-reset                  reset configuration to clean state
 
 Bridge commands:
   add-br BRIDGE               create a new bridge named BRIDGE
+  add-br BRIDGE PARENT VLAN   create new fake BRIDGE in PARENT on VLAN
   del-br BRIDGE               delete BRIDGE and all of its ports
   list-br                     print the names of all the bridges
   br-exists BRIDGE            exit 2 if BRIDGE does not exist
+  br-to-vlan BRIDGE           print the VLAN which BRIDGE is on
+  br-to-parent BRIDGE         print the parent of BRIDGE
+  br-set-external-id BRIDGE KEY VALUE  set KEY on BRIDGE to VALUE
+  br-set-external-id BRIDGE KEY  unset KEY on BRIDGE
+  br-get-external-id BRIDGE KEY  print value of KEY on BRIDGE
+  br-get-external-id BRIDGE  list key-value pairs on BRIDGE
 
-Port commands:
+Port commands (a bond is considered to be a single port):
   list-ports BRIDGE           print the names of all the ports on BRIDGE
   add-port BRIDGE PORT [COLUMN[:KEY]=VALUE]...  add network device PORT to BRIDGE
+  add-bond BRIDGE PORT IFACE...  add bonded port PORT in BRIDGE from IFACES
+  add-bond-iface BOND IFACE   add IFACE to bonded port BOND
+  del-bond-iface [BOND] IFACE  delete IFACE from its bonded port
   del-port [BRIDGE] PORT      delete PORT (which may be bonded) from BRIDGE
   port-to-br PORT             print name of bridge that contains PORT
 
-Interface commands:
+Interface commands (a bond consists of multiple interfaces):
   list-ifaces BRIDGE          print the names of all interfaces on BRIDGE
   iface-to-br IFACE           print name of bridge that contains IFACE
+
+Controller commands (stored only: pvs-vswitchd does not connect to controllers):
+  get-controller BRIDGE       print the controllers for BRIDGE
+  del-controller BRIDGE       delete the controllers for BRIDGE
+  set-controller BRIDGE TARGET...  set the controllers for BRIDGE
+  get-fail-mode BRIDGE        print the fail-mode for BRIDGE
+  del-fail-mode BRIDGE        delete the fail-mode for BRIDGE
+  set-fail-mode BRIDGE MODE   set the fail-mode for BRIDGE to MODE
+
+Manager commands (stored only):
+  get-manager                 print the managers
+  del-manager                 delete the managers
+  set-manager TARGET...       set the list of managers to TARGET...
+
+SSL commands (stored only):
+  get-ssl                     print the SSL configuration
+  del-ssl                     delete the SSL configuration
+  set-ssl PRIV-KEY CERT CA-CERT  set the SSL configuration
 
 Database commands:
   list TBL [REC]              list RECord (or all records) in TBL
@@ -1747,22 +2467,27 @@ Database commands:
   clear TBL REC COL           clear values from COLumn in RECord in TBL
   create TBL COL[:KEY]=VALUE  create and initialize new record
   destroy TBL REC             delete RECord from TBL
+  wait-until TBL REC [COL[:KEY]=VALUE]  wait until condition is true
   comment [ARG]...            do nothing
-Potentially unsafe database commands require --force option.
 
 Options:
   --db=DATABASE               connect to DATABASE
                               (default: unix:$PVS_RUNDIR/db.sock, PVS_RUNDIR
                               defaulting to {RUNDIR_DEFAULT})
-  --no-wait                   do not wait for the switch to reconfigure.
-                              pyvswitch has no daemon yet to wait for, so this
-                              is always the behaviour for now
-  -t, --timeout=SECS          wait at most SECS seconds for the database
+  --no-wait                   do not wait for pvs-vswitchd to reconfigure
+  -t, --timeout=SECS          wait at most SECS seconds
   --dry-run                   do not commit changes to database
   --oneline                   print exactly one line of output per command
-  -f, --format=FORMAT         list (default) or table
-  --bare                      print values only, without headings
-  --no-headings               omit column headings
+
+Output formatting options:
+  -f, --format=FORMAT         list (default), table, html, csv or json
+  -d, --data=FORMAT           cells as string (default), bare or json
+  --no-headings               omit table heading row
+  --pretty                    pretty-print JSON in output
+  --max-column-width=N        truncate table cells to N bytes
+  --bare                      equivalent to "--format=list --data=bare --no-headings"
+
+Other options:
   -h, --help                  display this help message
   -V, --version               display version information
 """
@@ -1773,8 +2498,11 @@ GLOBAL_OPTIONS = {
     "--no-wait": False,
     "--timeout": True,
     "--format": True,
+    "--data": True,
     "--bare": False,
     "--no-headings": False,
+    "--pretty": False,
+    "--max-column-width": True,
     "--oneline": False,
     "--dry-run": False,
     "--help": False,
@@ -1782,7 +2510,7 @@ GLOBAL_OPTIONS = {
     "--no-syslog": False,
     "--retry": False,
 }
-SHORT = {"-t": "--timeout", "-f": "--format", "-h": "--help", "-V": "--version"}
+SHORT = {"-t": "--timeout", "-f": "--format", "-d": "--data", "-h": "--help", "-V": "--version"}
 
 
 class Invocation:
@@ -1818,6 +2546,14 @@ def parse_args(argv: list[str]) -> Invocation | str:
                 raise VsctlError(f"{what} option '{arg}'")
             name = matches[0]
             if name in COMMAND_OPTIONS and name not in GLOBAL_OPTIONS:
+                if eq and name not in COMMAND_OPTIONS_WITH_ARG:
+                    raise VsctlError(f"option '{name}' doesn't allow an argument")
+                if not eq and name in COMMAND_OPTIONS_WITH_ARG:
+                    # As getopt does, a required argument may be the next word.
+                    i += 1
+                    if i >= len(argv):
+                        raise VsctlError(f"option '{name}' requires an argument")
+                    value, eq = argv[i], "="
                 # Before the first command, a repeated option simply wins (getopt).
                 local[name] = value if eq else None
                 i += 1
@@ -1864,15 +2600,21 @@ def _global_option(inv: Invocation, name: str, value: str) -> None:
             raise VsctlError(f"value {value} on -t or --timeout is invalid")
         inv.timeout = float(seconds) if seconds else None
     elif name == "--format":
-        if value not in ("list", "table"):
-            if value in ("html", "csv", "json"):
-                raise VsctlError(f'output format "{value}" is not supported by {PROG}')
+        if value not in ("list", "table", "html", "csv", "json"):
             raise VsctlError(f'unknown output format "{value}"')
         inv.style.format = value
+    elif name == "--data":
+        if value not in ("string", "bare", "json"):
+            raise VsctlError(f'unknown data format "{value}"')
+        inv.style.data = value
     elif name == "--bare":
-        inv.style.format, inv.style.bare, inv.style.headings = "list", True, False
+        inv.style.format, inv.style.data, inv.style.headings = "list", "bare", False
     elif name == "--no-headings":
         inv.style.headings = False
+    elif name == "--pretty":
+        inv.style.pretty = True
+    elif name == "--max-column-width":
+        inv.style.max_column_width = _atoi(value)
     elif name == "--oneline":
         inv.oneline = True
     elif name == "--dry-run":
@@ -1939,6 +2681,7 @@ def _parse_command(argv: list[str], options: dict[str, str | None]) -> Command:
 def _fetch(conn: Connection) -> tuple[str, dict[str, Table], dict[str, dict[str, Row]]]:
     schema_json = conn.call("get_schema", ["Open_vSwitch"])
     schema = {name: Table(name, t) for name, t in schema_json["tables"].items()}
+    conn.db_name, conn.tables = schema_json["name"], sorted(schema)
     ops: list[Any] = ["Open_vSwitch"]
     names = sorted(schema)
     ops.extend({"op": "select", "table": name, "where": []} for name in names)
@@ -2023,7 +2766,61 @@ def _run_chain(inv: Invocation, conn: Connection, args_text: str) -> list[Comman
         rows = results[len(ops) - 2]["rows"] if len(results) >= len(ops) - 1 else []
         if rows:
             _wait_for_switch(conn, int(rows[0]["next_cfg"]))
+            new_ifaces = [real.get("row" + u.replace("-", "_")) for u in ctx.expected_ifaces]
+            _check_new_ifaces(conn, [u for u in new_ifaces if u is not None])
     return inv.commands
+
+
+def _check_new_ifaces(conn: Connection, uuids: list[str]) -> None:
+    """Say which new interfaces the switch could not set up (post_db_reload_do_checks)."""
+    if not uuids:
+        return
+    selects = [
+        {
+            "op": "select",
+            "table": "Interface",
+            "where": [["_uuid", "==", ["uuid", u]]],
+            "columns": ["name", "ofport"],
+        }
+        for u in uuids
+    ]
+    results = conn.call("transact", [conn.db_name, *selects])
+    failed = [
+        row["name"]
+        for result in results
+        for row in result.get("rows", [])
+        if row["ofport"] in (-1, ["set", []])
+    ]
+    if failed:
+        names = ", ".join(f"'{name}'" for name in failed)
+        sys.stderr.write(
+            f"{PROG}: Error detected while setting up {names}.  See the error column of "
+            "the Interface table for details.\n"
+        )
+
+
+def _run(inv: Invocation, conn: Connection, args_text: str) -> list[Command]:
+    """Run the chain until it commits: again after a lost race, and for wait-until.
+
+    A ``wait-until`` that is not satisfied yet runs the whole chain again
+    after each change to the database, as ovs-vsctl does; only --timeout
+    bounds the wait.
+    """
+    races = 0
+    while True:
+        try:
+            return _run_chain(inv, conn, args_text)
+        except TryAgain:
+            races += 1
+            if races == MAX_ATTEMPTS:
+                raise VsctlError("the database kept changing; giving up") from None
+        except ConditionNotMet:
+            if conn.monitoring:
+                conn.wait_for_change()
+            else:
+                # Changes are reported from now on; the chain runs again at once
+                # in case one came before the monitor was in place.
+                conn.monitor()
 
 
 def _wait_for_switch(conn: Connection, next_cfg: int) -> None:
@@ -2048,7 +2845,11 @@ def _wait_for_switch(conn: Connection, next_cfg: int) -> None:
 
 def _emit(inv: Invocation, commands: list[Command]) -> None:
     for cmd in commands:
-        text = cmd.output if isinstance(cmd.output, str) else inv.style.render(cmd.output)
+        if isinstance(cmd.output, OutTable):
+            # A table is printed in the chosen format even with --oneline.
+            sys.stdout.write(inv.style.render(cmd.output))
+            continue
+        text = cmd.output
         if inv.oneline:
             text = text.removesuffix("\n").replace("\\", "\\\\").replace("\n", "\\n") + "\n"
         sys.stdout.write(text)
@@ -2065,14 +2866,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         conn = Connection(parsed.db, parsed.timeout)
         try:
-            for attempt in range(MAX_ATTEMPTS):
-                try:
-                    commands = _run_chain(parsed, conn, " ".join(args))
-                    break
-                except TryAgain:
-                    if attempt == MAX_ATTEMPTS - 1:
-                        raise VsctlError("the database kept changing; giving up") from None
-            _emit(parsed, commands)
+            _emit(parsed, _run(parsed, conn, " ".join(args)))
         finally:
             conn.close()
     except VsctlError as exc:
