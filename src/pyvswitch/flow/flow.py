@@ -135,6 +135,11 @@ class Flow:
         """An independent copy."""
         return Flow.from_key(self.to_key())
 
+    def assign(self, other: Flow) -> None:
+        """Make this flow equal to ``other``, in place (holders of it see the change)."""
+        for name in FIELDS:
+            setattr(self, name, getattr(other, name))
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Flow):
             return NotImplemented

@@ -47,6 +47,7 @@ from pyvswitch.flow.ofp_text import META_FIELDS, format_flow, format_match
 from pyvswitch.ofproto import actions as ofp
 from pyvswitch.ofproto.actions_text import format_actions_as_written
 from pyvswitch.ofproto.bridge import PatchRx, PatchTx
+from pyvswitch.packet.addr import mac_to_str
 
 if TYPE_CHECKING:
     from pyvswitch.dpif.actions import OdpAction
@@ -500,8 +501,11 @@ def _patch_output(ctx: _Ctx, port: OfPort, last: bool) -> None:
     finally:
         # The peer's view ends here: the original bridge sees its own flow
         # again. The packet itself keeps what the peer committed; the next
-        # commit in this bridge undoes what must not leak.
-        ctx.flow = saved_flow
+        # commit in this bridge undoes what must not leak. The flow is
+        # restored in place, because callers up the stack (NORMAL's output,
+        # which puts back the VLAN it set for this port) hold this object.
+        flow.assign(saved_flow)
+        ctx.flow = flow
         ctx.overwritten = saved_overwritten
         ctx.bridge, ctx.table_id = saved_bridge, saved_table
         ctx.line_col, ctx.act_col = saved_cols
@@ -640,6 +644,11 @@ def _normal(ctx: _Ctx, last: bool) -> None:
         # Flows that looked this MAC up (flooding because it was unknown, or
         # sending it to where it was) are now stale.
         ctx.ofproto.dirty_tags.add(mac_tag(bridge, vlan, src))
+        # A trace of a real packet learns too, and says so only when the
+        # entry is new or moved, as Open vSwitch's trace does.
+        if ctx.trace is not None:
+            mac = mac_to_str(src.to_bytes(6, "big"))
+            ctx.detail(f"-> learned that {mac} is on port {in_port.name} in VLAN {vlan}")
     if not src >> 40 & 1:
         ctx.sinks.append(_MacRefresh(bridge, src, vlan, in_port.ofport, ctx.ofproto.dirty_tags))
     out = None
