@@ -9,15 +9,15 @@ import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
     from pathlib import Path
 
 
 @contextlib.contextmanager
-def running_daemon(rundir: Path) -> Iterator[Path]:
-    """Start the daemon on ``rundir``; stop it by its pid afterwards, even on failure."""
+def running_daemon(rundir: Path, args: Sequence[str] = ()) -> Iterator[Path]:
+    """Start the daemon on ``rundir`` (with extra ``args``); stop it by its pid afterwards."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pyvswitch.vswitchd.daemon", "--rundir", str(rundir)],
+        [sys.executable, "-m", "pyvswitch.vswitchd.daemon", "--rundir", str(rundir), *args],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -68,6 +68,11 @@ class _ExitError(Exception):
         self.message = message
 
 
+#: What :func:`transact` raises when there is no valid reply: other clients of
+#: the control socket (pvs-ofctl) report its ``status`` and ``message``.
+TransactError = _ExitError
+
+
 def _parse_options(argv: list[str]) -> tuple[dict[str, str], list[str]]:
     """Options and the rest, the way getopt_long() with "+" does: options stop at COMMAND."""
     options: dict[str, str] = {}

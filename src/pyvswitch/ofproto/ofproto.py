@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from pyvswitch.dpif.actions_text import format_odp_actions
 from pyvswitch.dpif.datapath import Datapath, UpcallResult
+from pyvswitch.flow.extract import extract_key
 from pyvswitch.flow.flow import Flow
 from pyvswitch.flow.layout import FIELDS
 from pyvswitch.flow.ofp_text import format_flow
@@ -21,7 +22,7 @@ from pyvswitch.ofproto.xlate import XlateResult, megaflow_text, translate
 
 if TYPE_CHECKING:
     import random
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     from pyvswitch.flow.match import Match
     from pyvswitch.ofproto.actions import Action
@@ -43,6 +44,8 @@ class Ofproto:
         self.need_revalidate = False
         #: MAC table entries that changed since the last revalidation.
         self.dirty_tags: set[object] = set()
+        #: Called with a bridge's name when rules of it expire (the daemon saves them).
+        self.on_rules_expired: Callable[[str], None] | None = None
 
     # -- configuration ------------------------------------------------------------
 
@@ -270,10 +273,13 @@ class Ofproto:
     def run(self, now: float) -> None:
         """Periodic work: rule timeouts, MAC aging, idle megaflows, revalidation."""
         for bridge in self.bridges.values():
-            for table in bridge.tables:
-                for rule in [r for r in table.rules if r.expired(now)]:
-                    table.remove(rule)
-                    self.need_revalidate = True
+            expired = [r for table in bridge.tables for r in table.rules if r.expired(now)]
+            for rule in expired:
+                bridge.tables[rule.table_id].remove(rule)
+            if expired:
+                self.need_revalidate = True
+                if self.on_rules_expired is not None:
+                    self.on_rules_expired(bridge.name)
             if bridge.macs.expire(now):
                 self.need_revalidate = True
         self.datapath.expire(now)
@@ -282,23 +288,74 @@ class Ofproto:
 
     # -- inspection ----------------------------------------------------------------------
 
-    def trace(self, odp_key: int, now: float = 0.0) -> str:
-        """``ofproto/trace`` for a datapath key: what would happen, in OVS's format."""
-        result = self._translate(odp_key, now, may_learn=False, tracing=True)
-        found = self._of_key(odp_key)
-        return _trace_text(result, odp_key if found is None else found[1])
+    def trace(
+        self,
+        odp_key: int,
+        now: float = 0.0,
+        packet: bytes | None = None,
+        *,
+        generated: bool = False,
+    ) -> str:
+        """``ofproto/trace`` for a datapath key: what would happen, in OVS's format.
 
-    def trace_openflow(self, bridge_name: str, of_key: int, now: float = 0.0) -> str:
-        """``ofproto/trace BRIDGE FLOW``: a flow written in OpenFlow terms, in that bridge."""
+        With ``packet``, that packet is traced: its fields are extracted from
+        it, and only the metadata (in_port, the tunnel) comes from ``odp_key``.
+        ``generated`` says a packet was made from ``odp_key`` itself
+        (``-generate``), which changes no field. A trace with a real packet
+        has the side effects forwarding it would have, as in Open vSwitch:
+        NORMAL learns its source MAC and says so. Nothing is sent and no
+        counter moves. A key from no known port raises :class:`OfprotoError`.
+        """
+        if packet is not None:
+            odp_key = _packet_flow(odp_key, packet)
+        found = self._of_key(odp_key)
+        if found is None:
+            port = FIELDS["in_port"].get(odp_key)
+            raise OfprotoError(f"no OpenFlow port for datapath port {port}")
+        real = packet is not None or generated
+        result = self._translate(odp_key, now, may_learn=real, tracing=True)
+        return _trace_text(result, found[1])
+
+    def trace_openflow(
+        self,
+        bridge_name: str,
+        of_key: int,
+        now: float = 0.0,
+        packet: bytes | None = None,
+        *,
+        generated: bool = False,
+    ) -> str:
+        """``ofproto/trace BRIDGE FLOW``: a flow written in OpenFlow terms, in that bridge.
+
+        ``packet`` and ``generated`` are as for :meth:`trace`.
+        """
         bridge = self._bridge(bridge_name)
-        result = translate(self, bridge, of_key, now, may_learn=False, tracing=True)
+        if packet is not None:
+            of_key = _packet_flow(of_key, packet)
+        real = packet is not None or generated
+        result = translate(self, bridge, of_key, now, may_learn=real, tracing=True)
         return _trace_text(result, of_key)
+
+
+#: The tunnel fields a packet keeps from the flow it is traced with.
+_TUNNEL_MASK = FIELDS["tun_id"].mask | FIELDS["tun_src"].mask | FIELDS["tun_dst"].mask
+
+
+def _packet_flow(key: int, packet: bytes) -> int:
+    """The flow of ``packet`` received with the metadata of flow ``key``.
+
+    Open vSwitch copies a flow's packet metadata to the packet
+    (``pkt_metadata_from_flow()``) and extracts the flow again: the input
+    port stays, the tunnel stays only when it has a destination, and
+    everything else, registers and OpenFlow metadata included, comes from the
+    packet or is zero.
+    """
+    tunnel = key & _TUNNEL_MASK if FIELDS["tun_dst"].get(key) else 0
+    return extract_key(packet, FIELDS["in_port"].get(key)) | tunnel
 
 
 def _trace_text(result: XlateResult, of_key: int) -> str:
     lines = list(result.trace)
-    if result.error and not lines:
-        return result.error
     final = format_flow(result.flow)
     first = lines[0][len("Flow: ") :] if lines else ""
     lines += [

@@ -70,6 +70,10 @@ class Rule:
     used: float = 0.0
     n_packets: int = 0
     n_bytes: int = 0
+    #: Flow mod flags (``send_flow_rem``, ``reset_counts``...), as flow_cmd.FLOW_FLAGS bits.
+    flags: int = 0
+    #: When a modify command last changed the rule; None if none has since it was added.
+    modified: float | None = None
     seq: int = field(default_factory=lambda: next(_SEQUENCE))
 
     def account(self, packets: int, nbytes: int, now: float) -> None:

@@ -1,7 +1,9 @@
 """The daemon's control commands, as ovs-appctl knows them from ovs-vswitchd.
 
-``dpif/show``, ``dpctl/dump-flows``, ``ofproto/trace``, ``fdb/show``,
-``netdev-dummy/receive`` and ``exit``, with Open vSwitch's output layouts.
+``dpif/show``, ``dpif/dump-flows``, ``dpctl/dump-flows``, ``dpctl/del-flows``,
+``ofproto/trace``, ``fdb/show``, ``fdb/flush``, ``netdev-dummy/receive``,
+``time/stop``, ``time/warp``, the ``vlog/`` commands and ``exit``, with Open
+vSwitch's output layouts and messages.
 """
 
 from __future__ import annotations
@@ -9,14 +11,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pyvswitch.dpif.datapath import format_megaflow
+from pyvswitch.flow.layout import FIELDS
 from pyvswitch.flow.match import FlowParseError
 from pyvswitch.flow.odp_text import compose_packet, parse_odp_flow
-from pyvswitch.flow.ofp_text import parse_match
 from pyvswitch.netdev.dummy import DummyNetdev
-from pyvswitch.vswitchd.unixctl import UnixctlError, UnixctlServer
+from pyvswitch.vswitchd.ofctl_commands import register_ofctl_commands
+from pyvswitch.vswitchd.oftrace import USAGE as TRACE_USAGE
+from pyvswitch.vswitchd.oftrace import trace
+from pyvswitch.vswitchd.timeval import register_timeval_commands
+from pyvswitch.vswitchd.unixctl import UNLIMITED, UnixctlError, UnixctlServer
+from pyvswitch.vswitchd.vlog import installed, register_vlog_commands
 
 if TYPE_CHECKING:
-    from pyvswitch.vswitchd.daemon import Daemon
+    from pyvswitch.dpif.datapath import Megaflow
+    from pyvswitch.vswitchd.daemon import Daemon, Datapath
 
 OFPP_LOCAL = 0xFFFE
 
@@ -25,19 +33,23 @@ async def register_commands(daemon: Daemon) -> UnixctlServer:
     """Start the control socket with the daemon's commands on it."""
     server = UnixctlServer()
     server.register("dpif/show", "", 0, 0, lambda _args: dpif_show(daemon))
-    server.register("dpctl/dump-flows", "[dp]", 0, 1, lambda _args: dump_flows(daemon))
     server.register(
-        "ofproto/trace",
-        "{[dp_name] odp_flow | bridge br_flow}",
-        2,
-        2,
-        lambda args: trace(daemon, args),
+        "dpif/dump-flows", "bridge", 1, 1, lambda args: dpif_dump_flows(daemon, args[0])
     )
+    server.register("dpctl/dump-flows", "[dp]", 0, 1, lambda args: dump_flows(daemon, args))
+    server.register("dpctl/del-flows", "[dp]", 0, 1, lambda args: del_flows(daemon, args))
+    server.register("ofproto/trace", TRACE_USAGE, 1, UNLIMITED, lambda args: trace(daemon, args))
     server.register("fdb/show", "bridge", 1, 1, lambda args: fdb_show(daemon, args[0]))
+    server.register("fdb/flush", "[bridge]", 0, 1, lambda args: fdb_flush(daemon, args))
     server.register(
         "netdev-dummy/receive", "name packet|flow...", 2, 2, lambda args: receive(daemon, args)
     )
     server.register("exit", "", 0, 0, lambda _args: _exit(daemon))
+    register_timeval_commands(server, daemon.clock, daemon.run_once)
+    vlog = installed()
+    if vlog is not None:
+        register_vlog_commands(server, vlog)
+    register_ofctl_commands(daemon, server)
     await server.listen(daemon.rundir / "pvs-vswitchd.ctl")
     return server
 
@@ -69,34 +81,69 @@ def dpif_show(daemon: Daemon) -> str:
     return "\n".join(out) + "\n"
 
 
-def dump_flows(daemon: Daemon) -> str:
-    now = daemon.clock()
-    lines = []
-    for dp in daemon.datapaths.values():
-        lines += [format_megaflow(flow, now) for flow in dp.ofp.datapath.flows()]
-    return "".join(line + "\n" for line in lines)
+def _one_datapath(daemon: Daemon, args: list[str]) -> Datapath:
+    """The datapath named in ``args``, or the only one there is (dpctl's rule)."""
+    if args:
+        found = next((d for d in daemon.datapaths.values() if d.full_name == args[0]), None)
+        if found is None:
+            raise UnixctlError("pvs-vswitchd: datapath not found (Invalid argument)")
+        return found
+    if len(daemon.datapaths) == 1:
+        return next(iter(daemon.datapaths.values()))
+    reason = "no datapaths exist" if not daemon.datapaths else "multiple datapaths, specify one"
+    raise UnixctlError(
+        f"pvs-vswitchd: {reason}\npvs-vswitchd: datapath not found (Invalid argument)"
+    )
 
 
-def trace(daemon: Daemon, args: list[str]) -> str:
-    """Both forms: ``DATAPATH ODP_FLOW`` and ``BRIDGE OPENFLOW_FLOW``."""
-    name, flow_text = args
+def _flow_lines(flows: list[Megaflow], now: float) -> str:
+    return "".join(format_megaflow(flow, now) + "\n" for flow in flows)
+
+
+def dump_flows(daemon: Daemon, args: list[str]) -> str:
+    """``dpctl/dump-flows [DP]``: every megaflow of one datapath."""
+    return _flow_lines(_one_datapath(daemon, args).ofp.datapath.flows(), daemon.clock())
+
+
+def dpif_dump_flows(daemon: Daemon, name: str) -> str:
+    """``dpif/dump-flows BRIDGE``: the megaflows of packets that enter by the bridge's ports."""
     for dp in daemon.datapaths.values():
         bridge = dp.ofp.bridges.get(name)
         if bridge is not None:
-            names = {p.name: p.ofport for p in bridge.ports.values()}
-            try:
-                match, _ = parse_match(flow_text, port_names=names)
-            except FlowParseError as exc:
-                raise UnixctlError(f"Bad openflow flow syntax: {flow_text}: {exc}") from None
-            return dp.ofp.trace_openflow(name, match.value, daemon.clock()) + "\n"
-    found = next((d for d in daemon.datapaths.values() if d.full_name.endswith(name)), None)
-    if found is None:
-        raise UnixctlError(f"{name}: unknown bridge")
-    try:
-        key, _ = parse_odp_flow(flow_text)
-    except FlowParseError as exc:
-        raise UnixctlError(str(exc)) from None
-    return found.ofp.trace(key, daemon.clock()) + "\n"
+            ports = {p.odp_port for p in bridge.ports.values() if p.odp_port is not None}
+            flows = [f for f in dp.ofp.datapath.flows() if FIELDS["in_port"].get(f.key) in ports]
+            return _flow_lines(flows, daemon.clock())
+    raise UnixctlError("no such bridge")
+
+
+def del_flows(daemon: Daemon, args: list[str]) -> str:
+    """``dpctl/del-flows [DP]``: remove every megaflow; the next packets are upcalls again."""
+    if args and not any(d.full_name == args[0] for d in daemon.datapaths.values()):
+        # Open vSwitch reads a FILE of flows to delete here; we do not.
+        raise UnixctlError(
+            f'pvs-vswitchd: "{args[0]}" is not a datapath '
+            "(deleting the flows listed in a file is not supported)"
+        )
+    _one_datapath(daemon, args).ofp.datapath.flush()
+    return ""
+
+
+def fdb_flush(daemon: Daemon, args: list[str]) -> str:
+    """``fdb/flush [BRIDGE]``: forget the learned MACs of one bridge, or of all."""
+    bridges = [
+        (dp, bridge)
+        for dp in daemon.datapaths.values()
+        for name, bridge in dp.ofp.bridges.items()
+        if not args or name == args[0]
+    ]
+    if args and not bridges:
+        raise UnixctlError("no such bridge")
+    for dp, bridge in bridges:
+        bridge.macs.flush()
+        # Cached forwarding decisions that used the forgotten MACs must go.
+        dp.ofp.need_revalidate = True
+        dp.ofp.revalidate(daemon.clock())
+    return "table successfully flushed"
 
 
 def fdb_show(daemon: Daemon, name: str) -> str:

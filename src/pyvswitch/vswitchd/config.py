@@ -32,13 +32,21 @@ class InterfaceConfig:
 
 @dataclass(frozen=True)
 class PortConfig:
-    """One Port row with its (first) interface."""
+    """One Port row with its interface, or one member of a port the daemon cannot run.
+
+    pyvswitch does not bond yet. Rather than run one member of a bond and
+    silently ignore the others, :func:`read_config` lists such a port once
+    per interface, each entry carrying the same ``error``: the daemon, which
+    writes back one result per entry, then gives every member ``ofport -1``
+    and the reason, and runs none of them.
+    """
 
     name: str
     interface: InterfaceConfig
     tag: int | None
     trunks: tuple[int, ...]
     vlan_mode: str | None
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -73,26 +81,8 @@ def read_config(db: Database) -> tuple[list[BridgeConfig], int]:
         ports = []
         for port_uuid in row["ports"]:
             port = ports_rows.get(port_uuid)
-            if port is None or not port["interfaces"]:
-                continue
-            iface_uuid = min(port["interfaces"])
-            iface = iface_rows[iface_uuid]
-            request = _scalar(iface["ofport_request"])
-            ports.append(
-                PortConfig(
-                    name=str(_scalar(port["name"])),
-                    interface=InterfaceConfig(
-                        uuid=iface_uuid,
-                        name=str(_scalar(iface["name"])),
-                        type=str(_scalar(iface["type"]) or ""),
-                        options=tuple(sorted(_pairs(iface["options"]))),
-                        ofport_request=int(request) if request is not None else None,
-                    ),
-                    tag=_opt_int(port["tag"]),
-                    trunks=tuple(sorted(int(t) for t in port["trunks"])),
-                    vlan_mode=_scalar(port["vlan_mode"]),
-                )
-            )
+            if port is not None:
+                ports.extend(_port_configs(port, iface_rows))
         bridges.append(
             BridgeConfig(
                 name=str(_scalar(row["name"])),
@@ -102,6 +92,37 @@ def read_config(db: Database) -> tuple[list[BridgeConfig], int]:
             )
         )
     return sorted(bridges, key=lambda b: b.name), next_cfg
+
+
+def _port_configs(port: Mapping[str, Any], iface_rows: Mapping[Any, Any]) -> list[PortConfig]:
+    """The entries for one Port row: one, or one per member for a bond (see PortConfig)."""
+    name = str(_scalar(port["name"]))
+    members = sorted(port["interfaces"])
+    error = None
+    if len(members) > 1:
+        error = f"pyvswitch does not support bonds yet (port {name} has {len(members)} interfaces)"
+    return [
+        PortConfig(
+            name=name,
+            interface=_interface_config(iface_uuid, iface_rows[iface_uuid]),
+            tag=_opt_int(port["tag"]),
+            trunks=tuple(sorted(int(t) for t in port["trunks"])),
+            vlan_mode=_scalar(port["vlan_mode"]),
+            error=error,
+        )
+        for iface_uuid in members
+    ]
+
+
+def _interface_config(iface_uuid: uuid.UUID, iface: Mapping[str, Any]) -> InterfaceConfig:
+    request = _scalar(iface["ofport_request"])
+    return InterfaceConfig(
+        uuid=iface_uuid,
+        name=str(_scalar(iface["name"])),
+        type=str(_scalar(iface["type"]) or ""),
+        options=tuple(sorted(_pairs(iface["options"]))),
+        ofport_request=int(request) if request is not None else None,
+    )
 
 
 def _pairs(datum: Mapping[Any, Any] | tuple[Any, ...]) -> list[tuple[str, str]]:

@@ -21,22 +21,33 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import re
 import signal
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pyvswitch import __version__
 from pyvswitch.netdev import Netdev, NetdevError, netdev_close, netdev_open
+from pyvswitch.ofproto.flow_cmd import set_fail_mode
 from pyvswitch.ofproto.ofproto import Ofproto, OfprotoError
+from pyvswitch.ovsdb.journal import JournalError
 from pyvswitch.ovsdb.server import OvsdbServer, open_database
 from pyvswitch.vswitchd.config import BridgeConfig, PortConfig, read_config
+from pyvswitch.vswitchd.daemonize import DaemonizeError, Detacher, Pidfile, absolute_pidfile
+from pyvswitch.vswitchd.flowstore import FLOWS_FILE, FlowStore, FlowStoreError
+from pyvswitch.vswitchd.status import stats_interval_ms, status_updates
+from pyvswitch.vswitchd.timeval import Clock
+from pyvswitch.vswitchd.vlog import CONSOLE, OFF, Vlog, VlogError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from pyvswitch.ofproto.bridge import Bridge
+    from pyvswitch.vswitchd.status import Running
 
 log = logging.getLogger("pyvswitch.vswitchd")
 
@@ -86,7 +97,10 @@ class Daemon:
         self._writing_back = False
         self.loop: asyncio.AbstractEventLoop | None = None
         self.stop = asyncio.Event()
-        self.clock = time.monotonic
+        #: Every time the daemon uses comes from here (see timeval.py).
+        self.clock = Clock()
+        self._stats_interval_ms = 0
+        self._stats_due = float("-inf")
 
     # -- reconciliation --------------------------------------------------------------
 
@@ -103,6 +117,11 @@ class Daemon:
             self.datapaths[kind] = Datapath(kind)
         return self.datapaths[kind]
 
+    @functools.cached_property
+    def flow_store(self) -> FlowStore:
+        """The bridges' OpenFlow rules as saved for the next start, beside the database."""
+        return FlowStore(self.db_path.parent / FLOWS_FILE)
+
     def reconcile(self) -> None:
         """Make the running switch what the database says; write back what happened."""
         self._reconcile_pending = False
@@ -112,12 +131,11 @@ class Daemon:
         # Deletions first, as bridge_reconfigure() does.
         for name, running in list(self.running.items()):
             target = wanted_by_name.get(name)
-            if target is None or (target.datapath_type, target.fail_mode) != (
-                running.datapath_type,
-                running.fail_mode,
-            ):
+            if target is None or target.datapath_type != running.datapath_type:
                 self._del_bridge(running)
                 continue
+            if target.fail_mode != running.fail_mode:
+                self._set_fail_mode(running, target.fail_mode)
             keep = {p.name: p for p in target.ports}
             for port in running.ports:
                 if keep.get(port.name) != port:
@@ -133,6 +151,9 @@ class Daemon:
                     results[port.interface.uuid] = self._add_port(bridge, port)
                 added.append(port)
             self.running[bridge.name] = bridge
+        # A bridge that has left the database takes its saved rules with it:
+        # a new bridge of the same name starts afresh.
+        self.flow_store.forget(set(self.flow_store.bridges) - set(wanted_by_name))
         self._write_back(results, next_cfg)
 
     def _add_bridge(self, bridge: BridgeConfig) -> None:
@@ -140,7 +161,9 @@ class Daemon:
         local = dummy_odp_port(bridge.name) if dp.kind == "dummy" else None
         if local is not None and local in dp.ofp.datapath.ports:
             local = None
-        dp.ofp.add_bridge(bridge.name, bridge.fail_mode, local_odp_port=local)
+        of_bridge = dp.ofp.add_bridge(bridge.name, bridge.fail_mode, local_odp_port=local)
+        self.flow_store.restore(of_bridge, self.clock())
+        dp.ofp.on_rules_expired = self._save_flows
         self.running[bridge.name] = BridgeConfig(
             bridge.name, bridge.datapath_type, bridge.fail_mode, ()
         )
@@ -161,6 +184,37 @@ class Daemon:
         dp.ofp.del_bridge(bridge.name)
         del self.running[bridge.name]
 
+    def _set_fail_mode(self, running: BridgeConfig, fail_mode: str) -> None:
+        """Change a running bridge's fail mode, keeping its ports and rules.
+
+        Open vSwitch flushes every flow when the fail mode changes, then a
+        standalone bridge gets its NORMAL flow back. We keep the user's rules
+        and treat only the default NORMAL flow as Open vSwitch does.
+        """
+        dp = self._datapath(running)
+        bridge = dp.ofp.bridges[running.name]
+        set_fail_mode(bridge, fail_mode, self.clock())
+        dp.ofp.need_revalidate = True
+        self.running[running.name] = BridgeConfig(
+            running.name, running.datapath_type, fail_mode, running.ports
+        )
+        self._save_flows(running.name)
+
+    def _save_flows(self, name: str) -> None:
+        """Save a bridge's rules after a change no client waits for (logged if it fails)."""
+        bridge = next(
+            (dp.ofp.bridges[name] for dp in self.datapaths.values() if name in dp.ofp.bridges),
+            None,
+        )
+        error = None
+        try:
+            if bridge is not None:
+                self.flow_store.update(bridge)
+        except FlowStoreError as exc:
+            error = exc
+        if error is not None:
+            log.error("%s", error)
+
     def _provider(self, dp: Datapath, port: PortConfig) -> str:
         kind = port.interface.type
         if kind == "patch":
@@ -171,6 +225,10 @@ class Daemon:
 
     def _add_port(self, bridge: BridgeConfig, port: PortConfig) -> tuple[int, str | None]:
         """Add one port; returns (ofport or -1, error)."""
+        if port.error is not None:
+            # The configuration reader refused this port (a bond): report the
+            # reason on the interface rather than run part of the port.
+            return -1, port.error
         dp = self._datapath(bridge)
         iface = port.interface
         if iface.name == bridge.name:
@@ -251,9 +309,29 @@ class Daemon:
                     "row": row,
                 }
             )
+        ops += status_updates(self.server.db, self._running_interfaces(), statistics=False)
         ops.append(
             {"op": "update", "table": "Open_vSwitch", "where": [], "row": {"cur_cfg": next_cfg}}
         )
+        self._transact_own(ops, "the configuration")
+        self._log_results(results)
+
+    def _log_results(self, results: dict[Any, tuple[int, str | None]]) -> None:
+        """Log each interface added or refused, as ovs-vswitchd's bridge module does."""
+        where = {
+            port.interface.uuid: (bridge.name, port.interface.name)
+            for bridge in self.running.values()
+            for port in bridge.ports
+        }
+        for iface_uuid, (ofport, error) in results.items():
+            bridge, name = where.get(iface_uuid, ("?", str(iface_uuid)))
+            if error is None:
+                log.info("bridge %s: added interface %s on port %d", bridge, name, ofport)
+            else:
+                log.warning("bridge %s: could not add interface %s: %s", bridge, name, error)
+
+    def _transact_own(self, ops: list[Any], what: str) -> None:
+        """Commit the daemon's own write-back, which must not start a reconciliation."""
         self._writing_back = True
         try:
             results_json = self.server.transact(ops)
@@ -261,7 +339,40 @@ class Daemon:
             self._writing_back = False
         for result in results_json:
             if isinstance(result, dict) and "error" in result:
-                log.warning("writing back the configuration failed: %s", result)
+                log.warning("writing back %s failed: %s", what, result)
+
+    def _running_interfaces(self) -> dict[str, Running]:
+        """Each running interface by name: its device (None for a patch port) and its port."""
+        found: dict[str, Running] = {}
+        for bridge in self.running.values():
+            of_bridge = self._datapath(bridge).ofp.bridges.get(bridge.name)
+            if of_bridge is None:
+                continue
+            devices = self._datapath(bridge).devices
+            for port in bridge.ports:
+                ofport = of_bridge.port_by_name(port.name)
+                if ofport is None:
+                    continue
+                dev = None if ofport.odp_port is None else devices.get(ofport.odp_port)
+                if dev is not None or ofport.type == "patch":
+                    found[port.interface.name] = (dev, ofport)
+        return found
+
+    def _refresh_status(self) -> None:
+        """Write back status that changed and, when due, the statistics (as ovs-vswitchd)."""
+        interval = stats_interval_ms(self.server.db)
+        if interval != self._stats_interval_ms:
+            # A new interval takes effect at once, as in Open vSwitch.
+            self._stats_interval_ms = interval
+            self._stats_due = float("-inf")
+        now = self.clock()
+        statistics = now >= self._stats_due
+        if statistics:
+            self._stats_due = now + interval / 1000
+        ops = status_updates(self.server.db, self._running_interfaces(), statistics=statistics)
+        if ops:
+            log.debug("writing back the status of %d interfaces", len(ops))
+            self._transact_own(ops, "interface status")
 
     # -- packets ---------------------------------------------------------------------
 
@@ -289,38 +400,65 @@ class Daemon:
                 dev.capture_tx(out)
                 dev.send(out)
 
+    def run_once(self) -> None:
+        """The periodic work: timeouts, aging and expiry at the clock's time, then write-back.
+
+        ``time/warp`` calls it after every step, so what a warp makes happen
+        is done before the next command.
+        """
+        now = self.clock()
+        for dp in self.datapaths.values():
+            dp.ofp.run(now)
+        self._refresh_status()
+
     async def _periodic(self) -> None:
         while not self.stop.is_set():
-            for dp in self.datapaths.values():
-                dp.ofp.run(self.clock())
+            self.run_once()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop.wait(), 1.0)
 
     # -- running ---------------------------------------------------------------------
 
-    async def run(self) -> None:
+    async def run(self, on_ready: Callable[[], None] | None = None) -> None:
+        """Serve until stopped (SIGTERM, SIGINT or ``exit``).
+
+        ``on_ready`` is called once both sockets listen and the database has
+        been applied: that is when ``--detach`` lets the starting process go.
+        """
         self.loop = asyncio.get_running_loop()
         self.rundir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        await self.server.listen(self.rundir / "db.sock")
         from pyvswitch.vswitchd.commands import register_commands  # noqa: PLC0415
 
-        unixctl = await register_commands(self)
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            self.loop.add_signal_handler(sig, self.stop.set)
-        self.reconcile()
-        periodic = asyncio.create_task(self._periodic())
-        await self.stop.wait()
-        periodic.cancel()
-        await unixctl.close()
-        await self.server.close()
-        for dp in self.datapaths.values():
-            for odp in list(dp.devices):
-                self._close_device(dp, odp)
-        if self.server.journal is not None:
-            self.server.journal.close()
+        await self.server.listen(self.rundir / "db.sock")
+        unixctl = None
+        try:
+            unixctl = await register_commands(self)
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self.loop.add_signal_handler(sig, self.stop.set)
+            self.reconcile()
+            log.info("pvs-vswitchd (pyvswitch) %s", __version__)
+            if on_ready is not None:
+                on_ready()
+            periodic = asyncio.create_task(self._periodic())
+            await self.stop.wait()
+            periodic.cancel()
+        finally:
+            # Also after a failed start: no socket is left behind.
+            if unixctl is not None:
+                await unixctl.close()
+            await self.server.close()
+            for dp in self.datapaths.values():
+                for odp in list(dp.devices):
+                    self._close_device(dp, odp)
+            if self.server.journal is not None:
+                self.server.journal.close()
 
 
-def main(argv: list[str] | None = None) -> int:
+#: Where ``--log-file`` writes by default: ``$PVS_LOGDIR``, as ``$OVS_LOGDIR``.
+DEFAULT_LOGDIR = "/var/log/pyvswitch"
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="pvs-vswitchd", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--rundir",
@@ -334,25 +472,122 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="database directory (default $PVS_DBDIR or the run directory)",
     )
-    parser.add_argument("--pidfile", action="store_true", help="write RUNDIR/pvs-vswitchd.pid")
-    parser.add_argument("-v", "--verbose", action="store_true")
-    args = parser.parse_args(argv)
-    rundir = args.rundir or rundir_default()
-    dbdir = args.dbdir or (Path(os.environ["PVS_DBDIR"]) if "PVS_DBDIR" in os.environ else None)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s|%(name)s|%(levelname)s|%(message)s",
+    parser.add_argument(
+        "--pidfile",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="FILE",
+        help="write the pid to FILE (default RUNDIR/pvs-vswitchd.pid; relative to RUNDIR)",
     )
-    rundir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    pidfile = rundir / "pvs-vswitchd.pid"
-    if args.pidfile:
-        pidfile.write_text(f"{os.getpid()}\n")
+    parser.add_argument("--detach", action="store_true", help="run in the background once ready")
+    parser.add_argument(
+        "--no-chdir", action="store_true", help="with --detach, stay in this directory"
+    )
+    parser.add_argument(
+        "--log-file",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="FILE",
+        help=f"log to FILE (default $PVS_LOGDIR/pvs-vswitchd.log, PVS_LOGDIR: {DEFAULT_LOGDIR})",
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        nargs="?",
+        action="append",
+        metavar="SPEC",
+        help="set log levels (MODULE:DESTINATION:LEVEL, e.g. -vconsole:off, -vfile:dbg); "
+        "without SPEC, everything at dbg",
+    )
+    return parser.parse_args(argv)
+
+
+def _start_logging(args: argparse.Namespace) -> Vlog:
+    """Take over logging as ``-v`` and ``--log-file`` say; raises VlogError."""
+    # Every module the daemon runs is imported first, so that -v can name any of them.
+    import pyvswitch.vswitchd.commands  # noqa: F401, PLC0415
+
+    vlog = Vlog("pvs-vswitchd")
+    vlog.install()
     try:
-        asyncio.run(Daemon(rundir, dbdir).run())
+        for spec in args.verbose or ():
+            vlog.set_verbosity(spec)
+        if args.log_file is not None:
+            logdir = Path(os.environ.get("PVS_LOGDIR", DEFAULT_LOGDIR))
+            vlog.set_log_file(
+                Path(args.log_file) if args.log_file else logdir / "pvs-vswitchd.log"
+            )
+    except VlogError:
+        vlog.uninstall()
+        raise
+    return vlog
+
+
+def _refuse(message: str) -> int:
+    """A start refused before the daemon ran: the message on stderr, status 1 (as ovs_fatal)."""
+    sys.stderr.write(f"pvs-vswitchd: {message}\n")
+    return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
+    try:
+        vlog = _start_logging(args)
+    except VlogError as exc:
+        return _refuse(str(exc))
+    # Absolute paths: a detached daemon leaves the directory it was started in.
+    rundir = (args.rundir or rundir_default()).absolute()
+    dbdir = args.dbdir or (Path(os.environ["PVS_DBDIR"]) if "PVS_DBDIR" in os.environ else None)
+    pidfile = None
+    try:
+        rundir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if args.pidfile is not None:
+            pidfile = Pidfile(absolute_pidfile(args.pidfile, rundir))
+            pidfile.check()
+    except (OSError, DaemonizeError) as exc:
+        return _refuse(str(exc))
+    try:
+        return _run(args, vlog, rundir, dbdir and dbdir.absolute(), pidfile)
     finally:
-        if args.pidfile:
-            with contextlib.suppress(FileNotFoundError):
-                pidfile.unlink()
+        vlog.uninstall()
+
+
+def _run(
+    args: argparse.Namespace,
+    vlog: Vlog,
+    rundir: Path,
+    dbdir: Path | None,
+    pidfile: Pidfile | None,
+) -> int:
+    """Start (in the background with ``--detach``), serve, and clean up."""
+    on_ready = None
+    if args.detach:
+        detacher = Detacher()
+        try:
+            if detacher.fork() is not None:
+                return 0
+        except DaemonizeError as exc:
+            # The child said why on the terminal; the log gets the parent's view too.
+            log.error("%s", exc)  # noqa: TRY400 - the message is the whole story
+            return _refuse("could not detach from foreground session")
+
+        def on_ready() -> None:
+            # As Open vSwitch: a detached daemon has no terminal to log to.
+            vlog.set_levels(None, CONSOLE, OFF)
+            detacher.ready(chdir=not args.no_chdir)
+
+    try:
+        if pidfile is not None:
+            pidfile.create()
+        asyncio.run(Daemon(rundir, dbdir).run(on_ready))
+    except (OSError, JournalError, DaemonizeError) as exc:
+        log.error("cannot start: %s", exc)  # noqa: TRY400 - the message is the whole story
+        return 1
+    finally:
+        if pidfile is not None:
+            pidfile.remove()
     return 0
 
 

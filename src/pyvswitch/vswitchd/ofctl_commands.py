@@ -1,0 +1,442 @@
+"""The daemon's side of ``pvs-ofctl``: flow tables, port statistics and features.
+
+Open vSwitch's ovs-ofctl speaks OpenFlow to the bridge; pvs-ofctl sends these
+unixctl commands instead, and the daemon answers with the text ovs-ofctl
+would print (its messages without the ``ovs-ofctl:`` prefix for errors)::
+
+    ofctl/add-flow [OPTIONS] BRIDGE FLOW
+    ofctl/add-flows [OPTIONS] BRIDGE TEXT         (TEXT: a whole flows file)
+    ofctl/mod-flows [OPTIONS] BRIDGE FLOW
+    ofctl/del-flows [OPTIONS] BRIDGE [FLOW]
+    ofctl/replace-flows [OPTIONS] BRIDGE TEXT
+    ofctl/dump-flows [OPTIONS] BRIDGE [FLOW]
+    ofctl/dump-ports [OPTIONS] BRIDGE [PORT]
+    ofctl/show [OPTIONS] BRIDGE
+
+OPTIONS come first and end with ``--`` or the first other word:
+``--protocol=OpenFlow1N`` (the version ovs-ofctl would have used, by default
+OpenFlow10), ``--strict``, ``--no-stats``, ``--names`` / ``--no-names``
+(neither: ovs-ofctl's choice when its output is not a terminal), ``--sort[=FIELD]``,
+``--rsort[=FIELD]`` and ``--file=NAME`` (what errors in TEXT are reported
+against, ``NAME:LINE: message``).
+
+Flows are read with the bridge's port names (``in_port=p1``, ``output:p2``).
+A change is applied whole or not at all, and the bridge's rules are saved
+(:mod:`pyvswitch.vswitchd.flowstore`) before the reply, so a rule the client
+was told about survives a restart of the daemon.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from pyvswitch.flow.match import FlowParseError
+from pyvswitch.flow.ofp_text import META_FIELDS, PORT_NAMES
+from pyvswitch.ofproto.actions import OFPP_LOCAL, OFPP_MAX
+from pyvswitch.ofproto.flow_cmd import (
+    ADD,
+    DELETE,
+    DELETE_STRICT,
+    DUMP,
+    MODIFY,
+    MODIFY_STRICT,
+    RESET_COUNTS,
+    FlowCommand,
+    FlowCommandError,
+    all_or_nothing,
+    apply_commands,
+    parse_flow_command,
+    parse_flow_line,
+    replace_flows,
+    select_rules,
+)
+from pyvswitch.ofproto.flow_dump import (
+    OF10,
+    OF11,
+    OF13,
+    VERSIONS,
+    DumpStyle,
+    flow_reply_header,
+    format_flow_stats,
+    sort_rules,
+)
+from pyvswitch.vswitchd.flowstore import FlowStoreError
+from pyvswitch.vswitchd.unixctl import UNLIMITED, UnixctlError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from pyvswitch.ofproto.bridge import Bridge, OfPort
+    from pyvswitch.vswitchd.daemon import Daemon, Datapath
+    from pyvswitch.vswitchd.unixctl import UnixctlServer
+
+#: Open vSwitch reserves its last table (254) for itself.
+HIDDEN_TABLE = 254
+N_TABLES_SHOWN = 254
+
+
+def register_ofctl_commands(daemon: Daemon, server: UnixctlServer) -> None:
+    """Add the ``ofctl/*`` commands to the daemon's control socket."""
+    commands: list[tuple[str, str, int, Callable[[Daemon, _Request], str]]] = [
+        ("add-flow", "bridge flow", 2, _add_flow),
+        ("add-flows", "bridge text", 2, _add_flows),
+        ("mod-flows", "bridge flow", 2, _mod_flows),
+        ("del-flows", "bridge [flow]", 1, _del_flows),
+        ("replace-flows", "bridge text", 2, _replace_flows),
+        ("dump-flows", "bridge [flow]", 1, _dump_flows),
+        ("dump-ports", "bridge [port]", 1, _dump_ports),
+        ("show", "bridge", 1, _show),
+    ]
+    for name, usage, needed, handler in commands:
+        server.register(
+            f"ofctl/{name}",
+            f"[options] {usage}",
+            1,
+            UNLIMITED,
+            _handler(daemon, handler, needed, len(usage.split())),
+        )
+
+
+def _handler(
+    daemon: Daemon, run: Callable[[Daemon, _Request], str], least: int, most: int
+) -> Callable[[list[str]], str]:
+    def handle(args: list[str]) -> str:
+        request = _Request.parse(args)
+        if not least <= len(request.words) <= most:
+            raise UnixctlError(f"expected {least} to {most} arguments after the options")
+        return run(daemon, request)
+
+    return handle
+
+
+# -- requests ------------------------------------------------------------------------
+
+
+@dataclass
+class _Request:
+    """A command's options and words."""
+
+    words: list[str]
+    version: int = OF10
+    strict: bool = False
+    stats: bool = True
+    names: bool | None = None
+    file: str = "-"
+    sort: list[tuple[str | None, bool]] = field(default_factory=list)
+
+    @classmethod
+    def parse(cls, args: Sequence[str]) -> _Request:
+        request = cls([])
+        i = 0
+        while i < len(args) and args[i].startswith("--"):
+            if args[i] == "--":
+                i += 1
+                break
+            request._option(args[i])
+            i += 1
+        request.words = list(args[i:])
+        return request
+
+    def _option(self, arg: str) -> None:
+        name, eq, value = arg[2:].partition("=")
+        if name == "protocol" and value in VERSIONS:
+            self.version = VERSIONS[value]
+        elif name in ("sort", "rsort"):
+            if value and value not in META_FIELDS:
+                raise UnixctlError(f"{value}: unknown field name")
+            self.sort.append((value or None, name == "rsort"))
+        elif name == "file" and eq:
+            self.file = value
+        elif not eq and name in ("strict", "no-stats", "names", "no-names"):
+            self.strict |= name == "strict"
+            self.stats &= name != "no-stats"
+            if name in ("names", "no-names"):
+                self.names = name == "names"
+        else:
+            raise UnixctlError(f"unknown option {arg}")
+
+
+def _bridge(daemon: Daemon, name: str) -> tuple[Datapath, Bridge]:
+    for dp in daemon.datapaths.values():
+        bridge = dp.ofp.bridges.get(name)
+        if bridge is not None:
+            return dp, bridge
+    raise UnixctlError(f"{name} is not a bridge or a socket")
+
+
+def _port_names(bridge: Bridge) -> dict[str, int]:
+    return {port.name: port.ofport for port in bridge.ports.values()}
+
+
+def _parse(text: str, command: str, bridge: Bridge) -> FlowCommand:
+    try:
+        parsed = parse_flow_command(text, command, _port_names(bridge))
+        _check_table(parsed)
+    except FlowParseError as exc:
+        raise UnixctlError(str(exc)) from None
+    return parsed
+
+
+def _check_table(command: FlowCommand) -> None:
+    # Open vSwitch's last table is its own: a flow there is refused.
+    if command.table == HIDDEN_TABLE and command.command in (ADD, MODIFY, MODIFY_STRICT):
+        raise FlowParseError(f"OFPBRC_EPERM: table {HIDDEN_TABLE} is read-only")
+
+
+def _parse_file(text: str, name: str, bridge: Bridge, *, replace: bool) -> list[FlowCommand]:
+    """Every flow of a flows file (``#`` starts a comment; blank lines are skipped)."""
+    names = _port_names(bridge)
+    commands = []
+    for number, raw in enumerate(text.split("\n"), 1):
+        line = raw.split("#", 1)[0]
+        if not line.strip(" \t\n"):
+            continue
+        try:
+            # replace-flows reads flows to add; add-flows lines may start
+            # with another command (delete, modify...).
+            command = (
+                parse_flow_command(line, ADD, names) if replace else parse_flow_line(line, names)
+            )
+            _check_table(command)
+        except FlowParseError as exc:
+            raise UnixctlError(f"{name}:{number}: {exc}") from None
+        commands.append(command)
+    return commands
+
+
+def _add_flags(request: _Request) -> int:
+    # Over OpenFlow 1.0 and 1.1 an addition always resets the counters.
+    return RESET_COUNTS if request.version <= OF11 else 0
+
+
+def _commit(daemon: Daemon, dp: Datapath, bridge: Bridge, change: Callable[[], None]) -> None:
+    """Apply ``change`` and save the bridge's rules; neither happens unless both do."""
+    try:
+        with all_or_nothing(bridge):
+            change()
+            daemon.flow_store.update(bridge)
+    except (FlowCommandError, FlowStoreError) as exc:
+        raise UnixctlError(str(exc)) from None
+    finally:
+        dp.ofp.need_revalidate = True
+
+
+# -- flow table changes ----------------------------------------------------------------
+
+
+def _apply(
+    daemon: Daemon, dp: Datapath, bridge: Bridge, commands: list[FlowCommand], add_flags: int = 0
+) -> str:
+    _commit(
+        daemon,
+        dp,
+        bridge,
+        lambda: apply_commands(bridge, commands, daemon.clock(), add_flags=add_flags),
+    )
+    return ""
+
+
+def _add_flow(daemon: Daemon, request: _Request) -> str:
+    dp, bridge = _bridge(daemon, request.words[0])
+    command = _parse(request.words[1], ADD, bridge)
+    return _apply(daemon, dp, bridge, [command], _add_flags(request))
+
+
+def _add_flows(daemon: Daemon, request: _Request) -> str:
+    dp, bridge = _bridge(daemon, request.words[0])
+    commands = _parse_file(request.words[1], request.file, bridge, replace=False)
+    return _apply(daemon, dp, bridge, commands, _add_flags(request))
+
+
+def _mod_flows(daemon: Daemon, request: _Request) -> str:
+    dp, bridge = _bridge(daemon, request.words[0])
+    command = _parse(request.words[1], MODIFY_STRICT if request.strict else MODIFY, bridge)
+    return _apply(daemon, dp, bridge, [command])
+
+
+def _del_flows(daemon: Daemon, request: _Request) -> str:
+    dp, bridge = _bridge(daemon, request.words[0])
+    text = request.words[1] if len(request.words) > 1 else ""
+    command = _parse(text, DELETE_STRICT if request.strict else DELETE, bridge)
+    return _apply(daemon, dp, bridge, [command])
+
+
+def _replace_flows(daemon: Daemon, request: _Request) -> str:
+    dp, bridge = _bridge(daemon, request.words[0])
+    commands = _parse_file(request.words[1], request.file, bridge, replace=True)
+    flags = _add_flags(request)
+
+    def change() -> None:
+        replace_flows(bridge, commands, daemon.clock(), add_flags=flags)
+
+    _commit(daemon, dp, bridge, change)
+    return ""
+
+
+# -- dumps ---------------------------------------------------------------------------------
+
+
+def _dump_flows(daemon: Daemon, request: _Request) -> str:
+    _, bridge = _bridge(daemon, request.words[0])
+    if request.version == OF11:
+        raise UnixctlError("dump-flows: OpenFlow11 is not supported (use another version)")
+    text = request.words[1] if len(request.words) > 1 else ""
+    rules = select_rules(bridge, _parse(text, DUMP, bridge))
+    if request.sort:
+        rules = sort_rules(rules, request.sort)
+    # ovs-ofctl prints a reply as it comes (with its header and Open vSwitch's
+    # ages) unless it sorts, names ports or hides statistics.
+    straight = request.stats and request.names is not True and not request.sort
+    # Reserved ports (LOCAL) keep their OpenFlow names, as in ovs-ofctl.
+    names = (
+        {p.ofport: p.name for p in bridge.ports.values() if p.ofport < OFPP_MAX}
+        if request.names
+        else None
+    )
+    style = DumpStyle(request.version, request.stats, straight, names)
+    now = daemon.clock()
+    lines = [format_flow_stats(rule, now, style) for rule in rules]
+    if straight:
+        # The transaction id says how many requests ovs-ofctl sent first:
+        # version negotiation takes two more over OpenFlow 1.0, and reading a
+        # match with port names two more for the port list.
+        xid = (4 if request.version == OF10 else 2) + (4 if text and request.names is None else 0)
+        lines.insert(0, flow_reply_header(request.version, xid))
+    return "".join(line + "\n" for line in lines)
+
+
+def _version_text(version: int) -> str:
+    return "" if version == OF10 else f" (OF1.{version - OF10})"
+
+
+def _ports_in_order(bridge: Bridge) -> list[OfPort]:
+    """The bridge's ports as ovs-ofctl lists them: by number, LOCAL last."""
+    return sorted(bridge.ports.values(), key=lambda p: p.ofport)
+
+
+def _dump_ports(daemon: Daemon, request: _Request) -> str:
+    dp, bridge = _bridge(daemon, request.words[0])
+    if request.version != OF10:
+        raise UnixctlError("dump-ports: only OpenFlow10 is supported")
+    ports = _ports_in_order(bridge)
+    # Open vSwitch lists LOCAL first; the others by number.
+    ports = ports[-1:] + ports[:-1] if ports and ports[-1].ofport == OFPP_LOCAL else ports
+    xid = 2
+    if len(request.words) > 1:
+        wanted, by_name = _port_number(request.words[1], bridge, request)
+        xid += 2 if by_name else 0
+        ports = [p for p in ports if wanted is None or p.ofport == wanted]
+    lines = [f"OFPST_PORT reply (xid={xid:#x}): {len(ports)} ports"]
+    for port in ports:
+        lines += _port_stats(dp, port, port.name if request.names else None)
+    return "".join(line + "\n" for line in lines)
+
+
+def _port_number(text: str, bridge: Bridge, request: _Request) -> tuple[int | None, bool]:
+    """The port a dump-ports argument names (None: all), and whether it was by name."""
+    if text in PORT_NAMES:
+        number = PORT_NAMES[text]
+        return (None if text in ("ANY", "NONE") else number), False
+    if text.isdigit():
+        return int(text), False
+    port = bridge.port_by_name(text) if request.names is not False else None
+    if port is None:
+        raise UnixctlError(f"{bridge.name}: unknown port `{text}'")
+    return port.ofport, True
+
+
+def _port_stats(dp: Datapath, port: OfPort, name: str | None) -> list[str]:
+    label = "LOCAL" if port.ofport == OFPP_LOCAL else (name or str(port.ofport))
+    pad = " " if port.ofport < 10 else ""
+    known: dict[str, int | None]
+    device = dp.devices.get(port.odp_port) if port.odp_port is not None else None
+    if device is None:
+        c = port.counters
+        known = {"rx": c.rx_packets, "rxb": c.rx_bytes, "tx": c.tx_packets, "txb": c.tx_bytes}
+        known |= dict.fromkeys(("rxd", "rxe", "txd", "txe"), None)
+    else:
+        s = device.stats
+        known = {"rx": s.rx_packets, "rxb": s.rx_bytes, "tx": s.tx_packets, "txb": s.tx_bytes}
+        # Open vSwitch's dummy devices count no drops or errors; it prints "?".
+        dummy = device.type == "dummy"
+        known |= {
+            "rxd": None if dummy else s.rx_dropped,
+            "rxe": None if dummy else s.rx_errors,
+            "txd": None if dummy else s.tx_dropped,
+            "txe": None if dummy else s.tx_errors,
+        }
+    v = {key: "?" if value is None else str(value) for key, value in known.items()}
+    rx = (
+        f"  port {pad}{label}: rx pkts={v['rx']}, bytes={v['rxb']}, drop={v['rxd']}, "
+        f"errs={v['rxe']}, frame=?, over=?, crc=?"
+    )
+    tx = (
+        f"           tx pkts={v['tx']}, bytes={v['txb']}, drop={v['txd']}, errs={v['txe']}, coll=?"
+    )
+    return [rx, tx]
+
+
+_CAPABILITIES = {
+    10: "FLOW_STATS TABLE_STATS PORT_STATS QUEUE_STATS ARP_MATCH_IP",
+    11: "FLOW_STATS TABLE_STATS PORT_STATS GROUP_STATS QUEUE_STATS ARP_MATCH_IP",
+    12: "FLOW_STATS TABLE_STATS PORT_STATS GROUP_STATS QUEUE_STATS",
+    13: "FLOW_STATS TABLE_STATS PORT_STATS GROUP_STATS QUEUE_STATS",
+    14: "FLOW_STATS TABLE_STATS PORT_STATS GROUP_STATS QUEUE_STATS BUNDLES",
+    15: "FLOW_STATS TABLE_STATS PORT_STATS GROUP_STATS QUEUE_STATS BUNDLES",
+}
+_OF10_ACTIONS = (
+    "output enqueue set_vlan_vid set_vlan_pcp strip_vlan mod_dl_src mod_dl_dst mod_nw_src "
+    "mod_nw_dst mod_nw_tos mod_tp_src mod_tp_dst"
+)
+
+
+def _show(daemon: Daemon, request: _Request) -> str:
+    dp, bridge = _bridge(daemon, request.words[0])
+    version = request.version
+    of = _version_text(version)
+    local = bridge.ports.get(OFPP_LOCAL)
+    dpid = int.from_bytes(_mac(dp, local), "big") if local is not None else 0
+    lines = [
+        f"OFPT_FEATURES_REPLY{of} (xid=0x2): dpid:{dpid:016x}",
+        f"n_tables:{N_TABLES_SHOWN}, n_buffers:0",
+        f"capabilities: {_CAPABILITIES[version]}",
+    ]
+    if version == OF10:
+        lines.append(f"actions: {_OF10_ACTIONS}")
+    # From OpenFlow 1.3 the ports come in a reply of their own.
+    if version >= OF13:
+        lines.append(f"OFPST_PORT_DESC reply{of} (xid=0x3):")
+    for port in _ports_in_order(bridge):
+        lines += _port_desc(dp, port, version)
+    lines.append(
+        f"OFPT_GET_CONFIG_REPLY{of} (xid={5 if version >= OF13 else 4:#x}): "
+        "frags=normal miss_send_len=0"
+    )
+    return "".join(line + "\n" for line in lines)
+
+
+def _mac(dp: Datapath, port: OfPort) -> bytes:
+    device = dp.devices.get(port.odp_port) if port.odp_port is not None else None
+    if device is not None:
+        return device.mac
+    # A patch port has no device: a locally administered address made from
+    # its name stands in (Open vSwitch picks a random one).
+    return bytes([0x02]) + hashlib.sha256(port.name.encode()).digest()[:5]
+
+
+def _port_desc(dp: Datapath, port: OfPort, version: int) -> list[str]:
+    device = dp.devices.get(port.odp_port) if port.odp_port is not None else None
+    number = "LOCAL" if port.ofport == OFPP_LOCAL else str(port.ofport)
+    mac = ":".join(f"{b:02x}" for b in _mac(dp, port))
+    admin_up = device is None or device.up
+    link_up = device is None or device.carrier
+    config = "0" if admin_up else "PORT_DOWN"
+    state = ("0" if version == OF10 else "LIVE") if link_up else "LINK_DOWN"
+    return [
+        f" {number}({port.name}): addr:{mac}",
+        f"     config:     {config}",
+        f"     state:      {state}",
+        "     speed: 0 Mbps now, 0 Mbps max",
+    ]

@@ -1,0 +1,135 @@
+"""What the daemon writes back about each interface, as ovs-vswitchd does.
+
+Open vSwitch keeps the ``Interface`` table telling what is running:
+``admin_state`` and ``link_state`` (``up``/``down``), ``mtu``,
+``mac_in_use``, ``ifindex``, and every few seconds ``statistics``. This
+module works out those columns from the devices and ofproto's ports and
+returns only the updates that change something, so an idle switch does not
+write at all.
+
+Per kind of interface, as ovs-vswitchd 3.1 writes them:
+
+* a device the daemon drives: its state, MTU and Ethernet address; ``ifindex``
+  0 for a dummy device (a real device's ifindex is not known to the netdev
+  contract yet, so it is left alone); statistics: for a dummy device the four
+  counters Open vSwitch's netdev-dummy reports (``rx_packets``, ``rx_bytes``,
+  ``tx_packets``, ``tx_bytes``, without its per-queue and test-only custom
+  counters), for other devices every counter the device keeps;
+* a patch port (no device): ``up``, no MTU, ``ifindex`` 0, and its four
+  packet and byte counters from ofproto;
+* an interface that is not running (it failed, or its device went away):
+  the columns are cleared, as Open vSwitch clears them.
+
+``Open_vSwitch other_config:stats-update-interval`` (milliseconds, at least
+and by default 5000) sets how often statistics are written.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+if TYPE_CHECKING:
+    import uuid
+    from collections.abc import Mapping
+
+    from pyvswitch.netdev import Netdev
+    from pyvswitch.ofproto.bridge import OfPort
+    from pyvswitch.ovsdb.data import Datum
+    from pyvswitch.ovsdb.database import Database
+
+    #: What runs behind an interface name: its device (None for a patch port) and its port.
+    Running: TypeAlias = tuple[Netdev | None, OfPort]
+
+#: Open vSwitch's default and smallest statistics interval (ms).
+STATS_INTERVAL_MS = 5000
+#: The counters Open vSwitch's dummy netdev reports under their standard names.
+DUMMY_COUNTERS = ("rx_packets", "rx_bytes", "tx_packets", "tx_bytes")
+#: The status columns, without ``statistics``.
+STATUS_COLUMNS = ("admin_state", "link_state", "mtu", "mac_in_use", "ifindex")
+
+
+def stats_interval_ms(db: Database) -> int:
+    """``other_config:stats-update-interval``, read as Open vSwitch reads it."""
+    for row in db.rows("Open_vSwitch").values():
+        value = dict(row["other_config"]).get("stats-update-interval")
+        try:
+            wanted = int(value) if value is not None else STATS_INTERVAL_MS
+        except ValueError:
+            wanted = STATS_INTERVAL_MS
+        return max(wanted, STATS_INTERVAL_MS)
+    return STATS_INTERVAL_MS
+
+
+def _mac_text(mac: bytes) -> str:
+    return ":".join(f"{b:02x}" for b in mac)
+
+
+def _state(up: bool) -> str:
+    return "up" if up else "down"
+
+
+def wanted_status(running: Running) -> dict[str, Datum]:
+    """The status columns (as datums) for one running interface."""
+    dev = running[0]
+    if dev is None:
+        return {"admin_state": ("up",), "link_state": ("up",), "mtu": (), "ifindex": (0,)}
+    status: dict[str, Datum] = {
+        "admin_state": (_state(dev.up),),
+        "link_state": (_state(dev.carrier),),
+        "mtu": (dev.mtu,),
+        "mac_in_use": (_mac_text(dev.mac),),
+    }
+    if dev.type == "dummy":
+        status["ifindex"] = (0,)
+    return status
+
+
+def wanted_statistics(running: Running) -> Datum:
+    """The ``statistics`` map (as a datum) for one running interface."""
+    dev, port = running
+    if dev is None:
+        counters = port.counters
+        values = {name: getattr(counters, name) for name in DUMMY_COUNTERS}
+    elif dev.type == "dummy":
+        values = {name: getattr(dev.stats, name) for name in DUMMY_COUNTERS}
+    else:
+        values = dev.stats.as_dict()
+    return tuple(sorted(values.items()))
+
+
+def status_updates(
+    db: Database, interfaces: Mapping[str, Running], *, statistics: bool
+) -> list[dict[str, Any]]:
+    """``update`` operations for the Interface rows whose status (or statistics) changed."""
+    ops = []
+    for row_uuid, row in db.rows("Interface").items():
+        name = row["name"][0]
+        running = interfaces.get(name)
+        if running is None:
+            wanted = dict.fromkeys((*STATUS_COLUMNS, "statistics"), ())
+        else:
+            wanted = wanted_status(running)
+            if statistics:
+                wanted["statistics"] = wanted_statistics(running)
+        changed = {col: _to_json(value) for col, value in wanted.items() if row[col] != value}
+        if changed:
+            ops.append(_update(row_uuid, changed))
+    return ops
+
+
+def _update(row_uuid: uuid.UUID, row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "op": "update",
+        "table": "Interface",
+        "where": [["_uuid", "==", ["uuid", str(row_uuid)]]],
+        "row": row,
+    }
+
+
+def _to_json(datum: Datum) -> Any:
+    """The OVSDB JSON of the datums this module writes: a scalar, empty, or a map."""
+    if not datum:
+        return ["set", []]
+    if isinstance(datum[0], tuple):
+        return ["map", [list(pair) for pair in datum]]
+    return datum[0]
