@@ -211,6 +211,9 @@ def test_the_run_directory_and_sockets_are_private(tmp_path: Path) -> None:
             mode = (rundir / name).stat().st_mode
             assert stat.S_ISSOCK(mode)
             assert stat.S_IMODE(mode) == 0o600, name
+    # As Open vSwitch's daemons, a daemon that exits removes its sockets.
+    assert not (rundir / "db.sock").exists()
+    assert not (rundir / "pvs-vswitchd.ctl").exists()
 
 
 # -- logging ----------------------------------------------------------------------------

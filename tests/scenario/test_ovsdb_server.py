@@ -123,12 +123,14 @@ def test_transact_monitor_and_persistence(tmp_path: Path) -> None:
             assert [r["new"] for r in rows.values()] == [{"name": "br0"}]
             echo = await client.call("echo", "ping", 1)
             assert echo["result"] == ["ping", 1]
+            # The socket is root's only.
+            assert stat.S_IMODE((tmp_path / "db.sock").stat().st_mode) == 0o600
         finally:
             await server.close()
             assert server.journal is not None
             server.journal.close()
-        # The socket is root's only.
-        assert stat.S_IMODE((tmp_path / "db.sock").stat().st_mode) == 0o600
+        # Closing removes the socket, as ovsdb-server does on exit.
+        assert not (tmp_path / "db.sock").exists()
 
     asyncio.run(scenario())
     db, journal = open_database(tmp_path / "conf.db")

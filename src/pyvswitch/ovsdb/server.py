@@ -34,6 +34,7 @@ import json
 import logging
 import os
 import signal
+import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,6 +125,8 @@ class OvsdbServer:
         self.triggers: list[Trigger] = []
         self._triggers_due = False
         self._server: asyncio.base_events.Server | None = None
+        self._path: Path | None = None
+        self._socket_inode = 0
         self._handlers: set[asyncio.Task[Any]] = set()
 
     @property
@@ -142,11 +145,21 @@ class OvsdbServer:
         finally:
             os.umask(old_mask)
         path.chmod(0o600)
+        self._path, self._socket_inode = path, path.stat().st_ino
 
     async def close(self) -> None:
+        """Stop serving, drop every client and remove the socket file."""
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+        # As ovsdb-server on exit: remove the socket, but only if it is still
+        # ours (a newer server may have replaced it).
+        if self._path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                st = self._path.stat()
+                if stat.S_ISSOCK(st.st_mode) and st.st_ino == self._socket_inode:
+                    self._path.unlink()
+            self._path = None
         for trigger in list(self.triggers):
             self._forget(trigger)
         for session in list(self.sessions):
