@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import socket
 import subprocess
 import sys
 import time
@@ -11,6 +12,28 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
     from pathlib import Path
+
+
+def wait_for_socket(
+    path: Path, proc: subprocess.Popen[bytes] | None = None, timeout: float = 20
+) -> None:
+    """Wait until a server (started as ``proc``) accepts connections on unix socket ``path``.
+
+    The file exists from bind(), a moment before listen(), and a stale file
+    may be left by a killed server: only a connection that succeeds counts.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        assert proc is None or proc.poll() is None, f"the server for {path} exited"
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            try:
+                probe.connect(str(path))
+            except OSError:
+                pass
+            else:
+                return
+        assert time.monotonic() < deadline, f"nothing listens on {path}"
+        time.sleep(0.05)
 
 
 @contextlib.contextmanager
@@ -22,11 +45,7 @@ def running_daemon(rundir: Path, args: Sequence[str] = ()) -> Iterator[Path]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 20
-        while not (rundir / "pvs-vswitchd.ctl").exists():
-            assert proc.poll() is None, "the daemon exited"
-            assert time.monotonic() < deadline, "the daemon did not start"
-            time.sleep(0.05)
+        wait_for_socket(rundir / "pvs-vswitchd.ctl", proc)
         yield rundir
     finally:
         proc.terminate()

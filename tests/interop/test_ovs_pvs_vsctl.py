@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.daemon import wait_for_socket
 from tests.interop.ovs_sandbox import SCHEMA, missing_programs
 
 if TYPE_CHECKING:
@@ -562,11 +563,7 @@ SEQUENCES = {
 
 
 def _wait_for(path: Path) -> None:
-    deadline = time.monotonic() + 15
-    while not path.exists():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{path} did not appear")
-        time.sleep(0.05)
+    wait_for_socket(path, timeout=15)
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

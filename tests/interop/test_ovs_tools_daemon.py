@@ -113,3 +113,40 @@ def test_a_bad_interface_gets_an_error_and_no_port(daemon: Path) -> None:
     )
     vsctl(daemon, "del-br", "br0")
     assert "br0" not in appctl(daemon, "dpif/show")
+
+
+def test_ovs_vsctl_session_internal_port_mirror_show_and_removal(daemon: Path) -> None:
+    """What an Open vSwitch user types, with the real ovs-vsctl and no --no-wait:
+    the daemon applies each step before ovs-vsctl returns."""
+    vsctl(daemon, "add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=dummy")
+    vsctl(daemon, "add-port", "br0", "vif0", "--", "set", "Interface", "vif0", "type=internal")
+    vsctl(daemon, "add-port", "br0", "p1")
+    vsctl(daemon, "set", "Port", "p1", "tag=10")
+    assert vsctl(daemon, "get", "Port", "p1", "tag").strip() == "10"
+    # As Open vSwitch's dummy datapath numbers them (checked in its sandbox):
+    # vif0's "0" is not a port number, so it takes the first free one.
+    shown = appctl(daemon, "dpif/show")
+    assert "    vif0 1/1: (dummy-internal)\n" in shown
+    assert "    p1 2/" in shown
+    listed = vsctl(daemon, "--columns=name,ofport,type", "list", "Interface", "vif0")
+    assert "internal" in listed
+    assert "ofport              : 1" in listed
+    vsctl(
+        daemon,
+        "--", "--id=@p", "get", "Port", "p1",
+        "--", "--id=@o", "get", "Port", "vif0",
+        "--", "--id=@m", "create", "Mirror", "name=m0", "select-src-port=@p", "output-port=@o",
+        "--", "add", "Bridge", "br0", "mirrors", "@m",
+    )  # fmt: skip
+    assert vsctl(daemon, "get", "Mirror", "m0", "name").strip() == "m0"
+    show = vsctl(daemon, "show")
+    assert "Bridge br0" in show
+    assert "tag: 10" in show
+    vsctl(daemon, "del-port", "br0", "vif0")
+    assert "vif0" not in appctl(daemon, "dpif/show")
+    # The mirror lost its output port with vif0: Open vSwitch's schema keeps
+    # the row (it is referenced by the bridge), with output_port empty.
+    assert vsctl(daemon, "get", "Mirror", "m0", "output_port").strip() == "[]"
+    vsctl(daemon, "del-br", "br0")
+    assert vsctl(daemon, "list-br") == ""
+    assert "br0" not in appctl(daemon, "dpif/show")

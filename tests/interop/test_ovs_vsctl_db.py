@@ -13,11 +13,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.daemon import wait_for_socket
 from tests.interop.ovs_sandbox import SCHEMA, missing_programs
 
 if TYPE_CHECKING:
@@ -104,11 +104,7 @@ def _vsctl(sock: Path, *args: str, check: bool = True) -> subprocess.CompletedPr
 
 
 def _wait_for(path: Path) -> None:
-    deadline = time.monotonic() + 15
-    while not path.exists():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{path} did not appear")
-        time.sleep(0.05)
+    wait_for_socket(path, timeout=15)
 
 
 class Servers:

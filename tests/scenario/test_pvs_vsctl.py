@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from pyvswitch.cli.vsctl import main
+from tests.daemon import wait_for_socket
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -34,10 +35,7 @@ def sock(tmp_path: Path) -> Iterator[Path]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 15
-        while not path.exists():
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.05)
+        wait_for_socket(path, server, timeout=15)
         yield path
     finally:
         server.terminate()

@@ -66,7 +66,21 @@ def dummy_odp_port(name: str) -> int | None:
     digits = re.search(r"\d+", name)
     if digits is None:
         return None
-    return int(digits.group()) + (100 if name.startswith("br") else 0)
+    number = int(digits.group()) + (100 if name.startswith("br") else 0)
+    # Port 0 is not given out by number (OVS's choose_port() wants a
+    # positive one): "vif0" gets the first free port, like a name without digits.
+    return number if 0 < number < 1 << 16 else None
+
+
+def _port_type(dp: Datapath, iface_type: str, provider: str) -> str:
+    """The port's type as dpif/show prints it.
+
+    An internal port on a dummy datapath is a dummy device playing an internal
+    one: ``dummy-internal``, as Open vSwitch names it.
+    """
+    if dp.kind == "dummy" and iface_type == "internal":
+        return "dummy-internal"
+    return provider
 
 
 class Datapath:
@@ -249,7 +263,7 @@ class Daemon:
             ofport = dp.ofp.add_port(
                 bridge.name,
                 port.name,
-                provider,
+                _port_type(dp, iface.type, provider),
                 iface.ofport_request,
                 peer=options.get("peer"),
                 tag=port.tag,
