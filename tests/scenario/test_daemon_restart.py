@@ -196,3 +196,34 @@ def test_a_corrupt_flows_file_is_set_aside_and_the_daemon_starts(tmp_path: Path)
     assert "priority=5,reset_counts,arp,actions=drop" in (tmp_path / "flows.json").read_text()
     result = tool("ofctl", tmp_path, "show", "br0")
     assert result.returncode == 1  # no daemon any more
+
+
+def test_port_numbers_survive_a_restart_so_saved_rules_still_mean_the_same_ports(
+    tmp_path: Path,
+) -> None:
+    """Ports without ofport_request keep the numbers they had (Open vSwitch
+    reuses the Interface's ofport column too), even when a deleted port left
+    a gap that a fresh allocation would fill differently."""
+    with daemon(tmp_path) as proc:
+        ok(
+            "vsctl",
+            tmp_path,
+            "--timeout=20",
+            *("add-br", "brx", "--", "set", "bridge", "brx", "datapath_type=dummy"),
+            *("--", "add-port", "brx", "a1", "--", "add-port", "brx", "a2"),
+            *("--", "add-port", "brx", "a3"),
+        )
+        ok("vsctl", tmp_path, "--timeout=20", "del-port", "a2")
+        ok("ofctl", tmp_path, "add-flow", "brx", "in_port=a1,actions=output:a3")
+        numbers = {p: ok("vsctl", tmp_path, "get", "Interface", p, "ofport") for p in ("a1", "a3")}
+        assert numbers == {"a1": "1\n", "a3": "3\n"}
+        stop(proc, signal.SIGTERM)
+    with daemon(tmp_path):
+        # A new port must not take a number that an existing one held.
+        ok("vsctl", tmp_path, "--timeout=20", "add-port", "brx", "a4")
+        after = {p: ok("vsctl", tmp_path, "get", "Interface", p, "ofport") for p in ("a1", "a3")}
+        assert after == numbers
+        assert ok("vsctl", tmp_path, "get", "Interface", "a4", "ofport") == "2\n"
+        inject(tmp_path, "a1", PING)
+        assert port_counts(tmp_path, "brx", "a3")[2] == 1
+        assert port_counts(tmp_path, "brx", "a4")[2] == 0

@@ -28,6 +28,11 @@ class InterfaceConfig:
     type: str
     options: tuple[tuple[str, str], ...]
     ofport_request: int | None
+    #: The OpenFlow port number the interface had last time (its ``ofport``
+    #: column), used when there is no ``ofport_request`` so that numbers, and
+    #: the rules that name them, survive a restart. Not part of the identity:
+    #: the daemon's own write-back changes it.
+    ofport_before: int | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -116,12 +121,14 @@ def _port_configs(port: Mapping[str, Any], iface_rows: Mapping[Any, Any]) -> lis
 
 def _interface_config(iface_uuid: uuid.UUID, iface: Mapping[str, Any]) -> InterfaceConfig:
     request = _scalar(iface["ofport_request"])
+    before = _scalar(iface["ofport"])
     return InterfaceConfig(
         uuid=iface_uuid,
         name=str(_scalar(iface["name"])),
         type=str(_scalar(iface["type"]) or ""),
         options=tuple(sorted(_pairs(iface["options"]))),
         ofport_request=int(request) if request is not None else None,
+        ofport_before=int(before) if before is not None and int(before) > 0 else None,
     )
 
 

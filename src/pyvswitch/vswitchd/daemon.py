@@ -32,11 +32,12 @@ from typing import TYPE_CHECKING, Any
 
 from pyvswitch import __version__
 from pyvswitch.netdev import Netdev, NetdevError, netdev_close, netdev_open
+from pyvswitch.ofproto.actions import OFPP_MAX
 from pyvswitch.ofproto.flow_cmd import set_fail_mode
 from pyvswitch.ofproto.ofproto import Ofproto, OfprotoError
 from pyvswitch.ovsdb.journal import JournalError
 from pyvswitch.ovsdb.server import OvsdbServer, open_database
-from pyvswitch.vswitchd.config import BridgeConfig, PortConfig, read_config
+from pyvswitch.vswitchd.config import BridgeConfig, InterfaceConfig, PortConfig, read_config
 from pyvswitch.vswitchd.daemonize import DaemonizeError, Detacher, Pidfile, absolute_pidfile
 from pyvswitch.vswitchd.flowstore import FLOWS_FILE, FlowStore, FlowStoreError
 from pyvswitch.vswitchd.status import stats_interval_ms, status_updates
@@ -81,6 +82,34 @@ def _port_type(dp: Datapath, iface_type: str, provider: str) -> str:
     if dp.kind == "dummy" and iface_type == "internal":
         return "dummy-internal"
     return provider
+
+
+def _add_order(ports: tuple[PortConfig, ...]) -> list[PortConfig]:
+    """The order to add ports in.
+
+    Ports with an ``ofport_request`` first, then those that had a number
+    before, then new ones, so that no newcomer takes a number another port
+    asked for or held (Open vSwitch adds requested ports first too).
+    """
+    return sorted(
+        ports,
+        key=lambda p: (p.interface.ofport_request is None, p.interface.ofport_before is None),
+    )
+
+
+def _ofport_wanted(bridge: Bridge, iface: InterfaceConfig) -> int | None:
+    """The OpenFlow port number to ask for.
+
+    ``ofport_request``, else the number the interface had before (as
+    ovs-vswitchd's iface_pick_ofport() does) if it is still free, else None
+    (the lowest free one).
+    """
+    if iface.ofport_request is not None:
+        return iface.ofport_request
+    before = iface.ofport_before
+    if before is not None and before < OFPP_MAX and before not in bridge.ports:
+        return before
+    return None
 
 
 class Datapath:
@@ -160,7 +189,7 @@ class Daemon:
             running = self.running[bridge.name]
             have = {p.name for p in running.ports}
             added = []
-            for port in bridge.ports:
+            for port in _add_order(bridge.ports):
                 if port.name not in have:
                     results[port.interface.uuid] = self._add_port(bridge, port)
                 added.append(port)
@@ -264,7 +293,7 @@ class Daemon:
                 bridge.name,
                 port.name,
                 _port_type(dp, iface.type, provider),
-                iface.ofport_request,
+                _ofport_wanted(dp.ofp.bridges[bridge.name], iface),
                 peer=options.get("peer"),
                 tag=port.tag,
                 trunks=port.trunks,
