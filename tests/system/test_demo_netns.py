@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -61,6 +62,13 @@ def test_demo_on_namespaces_tells_the_patch_versus_veth_story() -> None:
     assert (int_tx, int_txb) == (phy_rx, phy_rxb)
     assert (int_rx, int_rxb) == (phy_tx, phy_txb)
     assert int(int_tx) > 0
+    # Measured on the iperf3 run: each packet is looked up once across the
+    # patch, twice across the veth pair (a kernel trip in between).
+    if shutil.which("iperf3"):
+        found = re.search(r"datapath lookups per packet: patch ([\d.]+), veth ([\d.]+)", out)
+        assert found, out
+        assert float(found.group(1)) < 1.1
+        assert float(found.group(2)) > 1.9
     # Everything the demo made is gone.
     assert _namespaces(_prefix(out)) == []
 

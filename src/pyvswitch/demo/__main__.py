@@ -180,7 +180,7 @@ def run(joined_by: str, workdir: Path, verbose: bool) -> dict[str, int]:
             f"{len(flows)} megaflows, {sw.lookups} lookups for 20 packets"
         )
         if verbose or joined_by == "patch":
-            print("   ovs-appctl dpctl/dump-flows:")
+            print("   the datapath flows, as dpctl/dump-flows prints them:")
             for flow in flows:
                 text = format_megaflow(flow, 11.0)
                 for name_port, name in sw.names.items():
@@ -188,7 +188,7 @@ def run(joined_by: str, workdir: Path, verbose: bool) -> dict[str, int]:
                 print(f"     {text}")
         if joined_by == "patch":
             key = extract_key(icmp(VM1, GATEWAY, 99), sw.odp("tap-vm1"))
-            print("   ovs-appctl ofproto/trace (VM1 -> outside), crossing the patch:")
+            print("   ofproto/trace of VM1 -> outside, crossing the patch:")
             for line in sw.ofp.trace(key, 11.0).splitlines():
                 print(f"     {line}")
             for bridge, name in (("br-int", "int-br-eth1"), ("br-eth1", "phy-br-eth1")):

@@ -53,7 +53,7 @@ TENANTS = {
 VMS = {"vm1": ("A", 11), "vm2": ("A", 12), "vm3": ("B", 13)}
 #: OpenFlow port numbers of the link between the bridges, kept when it is rewired.
 INT_OFPORT, PHY_OFPORT = 10, 10
-IPERF_SECONDS = 3
+IPERF_SECONDS = 4
 
 
 def can_run() -> str | None:
@@ -199,8 +199,8 @@ def ping(ns: str, address: str, count: int = 3) -> int:
     return int(found.group(1)) if found else 0
 
 
-def iperf(client_ns: str, server_ns: str, address: str) -> float | None:
-    """Gbit/s of one TCP stream for a few seconds, or None without iperf3."""
+def iperf(client_ns: str, server_ns: str, address: str) -> tuple[float, int] | None:
+    """(Gbit/s, bytes) of one TCP stream for a few seconds; None without iperf3 or on failure."""
     if shutil.which("iperf3") is None:
         return None
     server = subprocess.Popen(
@@ -210,15 +210,27 @@ def iperf(client_ns: str, server_ns: str, address: str) -> float | None:
     )
     try:
         time.sleep(0.5)
-        done = in_ns(client_ns, "iperf3", "-c", address, "-t", str(IPERF_SECONDS), "-J")
+        try:
+            done = in_ns(
+                client_ns, "iperf3", "-c", address, "-t", str(IPERF_SECONDS), "-J",
+                "--connect-timeout", "3000", timeout=IPERF_SECONDS + 30,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired:
+            return None
         if done.returncode != 0:
             return None
-        bits = json.loads(done.stdout)["end"]["sum_received"]["bits_per_second"]
-        return float(bits) / 1e9
+        received = json.loads(done.stdout)["end"]["sum_received"]
+        return float(received["bits_per_second"]) / 1e9, int(received["bytes"])
     finally:
         if server.poll() is None:
             server.kill()
         server.wait(10)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of process ``pid`` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @contextlib.contextmanager
@@ -302,6 +314,38 @@ class ComputeNode:
         results["vm3 -> vm1 (other tenant)"] = ping(self.vm_ns["vm3"], "192.0.2.11", count=1)
         return results
 
+    def measure_tcp(self) -> Throughput | None:
+        """iperf3 from vm1 to the outside, with the compute node's cost per packet and per GB.
+
+        Lookups come from ``dpif/show``'s hit and missed counters, packets
+        from eth1's counters (every packet of the run crosses eth1, once): one
+        lookup per packet across patch ports, two across a veth pair.
+        """
+        proc = self.sw.proc
+        assert proc is not None
+        lookups, packets, cpu = self._lookups(), self._eth1_packets(), cpu_seconds(proc.pid)
+        run = iperf(self.vm_ns["vm1"], self.out, "192.0.2.1")
+        if run is None:
+            return None
+        gbps, nbytes = run
+        lookups = self._lookups() - lookups
+        packets = self._eth1_packets() - packets
+        cpu = cpu_seconds(proc.pid) - cpu
+        return Throughput(gbps, lookups / max(packets, 1), cpu / max(nbytes / 1e9, 1e-9))
+
+    def _lookups(self) -> int:
+        found = re.search(r"hit:(\d+) missed:(\d+)", self.sw.appctl("dpif/show"))
+        if found is None:
+            raise DemoError("dpif/show printed no lookup counters")
+        return int(found.group(1)) + int(found.group(2))
+
+    def _eth1_packets(self) -> int:
+        text = self.sw.ofctl("dump-ports", "br-eth1", "eth1")
+        counts = re.findall(r"[rt]x pkts=(\d+)", text)
+        if len(counts) != 2:
+            raise DemoError(f"dump-ports printed no counters for eth1: {text}")
+        return sum(map(int, counts))
+
     def icmp_flows(self) -> list[str]:
         return [
             line
@@ -315,12 +359,21 @@ def _indent(text: str, by: str = "    ") -> str:
 
 
 @dataclass
+class Throughput:
+    """One iperf3 run through the compute node, and what it cost the switch."""
+
+    gbps: float
+    lookups_per_packet: float
+    cpu_seconds_per_gb: float
+
+
+@dataclass
 class Outcome:
     """What one wiring (patch or veth) gave."""
 
     pings: dict[str, int]
     flows: int
-    gbps: float | None
+    tcp: Throughput | None
 
     def as_expected(self) -> bool:
         return all(got == _expected(what) for what, got in self.pings.items())
@@ -373,12 +426,16 @@ def story(node: ComputeNode) -> dict[str, Outcome]:
             for bridge, port in (("br-int", "int-br-eth1"), ("br-eth1", "phy-br-eth1")):
                 print(f"$ pvs-ofctl dump-ports {bridge} {port}")
                 print(_indent(sw.ofctl("dump-ports", bridge, port)))
-        gbps = iperf(node.vm_ns["vm1"], node.out, "192.0.2.1")
-        print(
-            f"   iperf3 vm1 -> outside, {IPERF_SECONDS} s, one TCP stream: "
-            + (f"{gbps:.2f} Gbit/s" if gbps is not None else "skipped (iperf3 not installed)")
-        )
-        results[kind] = Outcome(pings, len(flows), gbps)
+        tcp = node.measure_tcp()
+        print(f"   iperf3 vm1 -> outside, {IPERF_SECONDS} s, one TCP stream: ", end="")
+        if tcp is None:
+            print("skipped (iperf3 not installed, or it failed)")
+        else:
+            print(
+                f"{tcp.gbps:.2f} Gbit/s, {tcp.lookups_per_packet:.2f} datapath lookups per "
+                f"packet, {tcp.cpu_seconds_per_gb:.2f} s of switch CPU per GB"
+            )
+        results[kind] = Outcome(pings, len(flows), tcp)
     return results
 
 
@@ -393,8 +450,10 @@ def main() -> int:
     """Build, run and tear down; 0 when every ping did what it should."""
     lab = Lab()
     print(
-        "pyvswitch demo: the compute node of the reference document (Fig. 1.1) on\n"
-        f"network namespaces named {lab.prefix}*, driven by pvs-vsctl, pvs-ofctl and pvs-appctl.\n"
+        "pyvswitch demo: the compute node of Fig. 1.1 of the reference document, "
+        '"OVS Deep Dive 4:\nOVS netdev and Patch Port", on '
+        f"network namespaces named {lab.prefix}*, driven by pvs-vsctl, pvs-ofctl and\n"
+        "pvs-appctl.\n"
     )
     try:
         with interruptible():
@@ -410,8 +469,15 @@ def main() -> int:
     patch, veth = results["patch"], results["veth"]
     print("\n== patch vs veth")
     print(f"   IPv4 datapath flows: patch {patch.flows}, veth {veth.flows}")
-    if patch.gbps is not None and veth.gbps is not None:
-        print(f"   TCP vm1 -> outside:  patch {patch.gbps:.2f}, veth {veth.gbps:.2f} Gbit/s")
+    if patch.tcp is not None and veth.tcp is not None:
+        p, v = patch.tcp, veth.tcp
+        print(f"   datapath lookups per packet: patch {p.lookups_per_packet:.2f}, "
+              f"veth {v.lookups_per_packet:.2f}")  # fmt: skip
+        print(f"   switch CPU per GB:           patch {p.cpu_seconds_per_gb:.2f} s, "
+              f"veth {v.cpu_seconds_per_gb:.2f} s")  # fmt: skip
+        print(f"   TCP vm1 -> outside:          patch {p.gbps:.2f}, veth {v.gbps:.2f} Gbit/s "
+              "(one run each; the top-of-rack switch, a second pvs-vswitchd, is in the path "
+              "too)")  # fmt: skip
     ok = patch.as_expected() and veth.as_expected()
     print("\nall pings behaved as expected" if ok else "\nsome pings did not behave as expected")
     return 0 if ok else 1
