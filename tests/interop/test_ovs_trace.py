@@ -133,6 +133,46 @@ def _scenarios() -> dict[str, Scenario]:
             PING,
             learn=[("p2", PONG)],
         ),
+        # A user trial found these differences; each is OVS's behaviour to match.
+        "normal-broadcast-arp-request": Scenario(
+            {"b0": ("standalone", [Port("p1", 1), Port("p2", 2), Port("p3", 3)])},
+            {},
+            "p1",
+            "eth(src=50:54:00:00:00:05,dst=ff:ff:ff:ff:ff:ff),eth_type(0x0806),"
+            "arp(sip=192.168.0.1,tip=192.168.0.2,op=1,sha=50:54:00:00:00:05,"
+            "tha=00:00:00:00:00:00)",
+        ),
+        "normal-broadcast-arp-reply": Scenario(
+            {"b0": ("standalone", [Port("p1", 1), Port("p2", 2), Port("p3", 3)])},
+            {},
+            "p1",
+            "eth(src=50:54:00:00:00:05,dst=ff:ff:ff:ff:ff:ff),eth_type(0x0806),"
+            "arp(sip=192.168.0.1,tip=192.168.0.1,op=2,sha=50:54:00:00:00:05,"
+            "tha=50:54:00:00:00:05)",
+        ),
+        "normal-broadcast-across-patch": Scenario(
+            {
+                "b0": ("standalone", [Port("p1", 1), Port("pa", 10, "patch", peer="pb")]),
+                "b1": ("standalone", [Port("p2", 2), Port("pb", 20, "patch", peer="pa")]),
+            },
+            {},
+            "p1",
+            "eth(src=50:54:00:00:00:05,dst=ff:ff:ff:ff:ff:ff),eth_type(0x0800),"
+            "ipv4(src=192.168.0.1,dst=192.168.0.255,proto=17,tos=0,ttl=64,frag=no),"
+            "udp(src=68,dst=67)",
+        ),
+        "set-field-unwildcards-what-it-sets": Scenario(
+            {"b0": ("secure", [Port("p1", 1), Port("p2", 2)])},
+            {"b0": ["priority=10,ip,actions=set_field:10.0.0.9->nw_dst,output:2"]},
+            "p1",
+            PING,
+        ),
+        "output-to-input-port": Scenario(
+            {"b0": ("secure", [Port("p1", 1), Port("p2", 2)])},
+            {"b0": ["priority=10,in_port=1,actions=output:1,output:2"]},
+            "p1",
+            PING,
+        ),
         # The reference document's compute node: VMs on access ports of br-int,
         # the OVS agent's VLAN translation flows on both sides of the patch.
         "compute-node-vm-to-provider": Scenario(
@@ -321,6 +361,8 @@ OPENFLOW_FLOWS = [
     # pyvswitch (no controller yet) drops; docs/design.md lists the difference.
     "in_port=1,tcp,nw_src=10.0.0.1,nw_ttl=64,tp_dst=80",
     "in_port=1,dl_vlan=5,dl_src=50:54:00:00:00:05",
+    # No L4 protocol: Open vSwitch commits no IPv4 set then (nw_proto is 0).
+    "in_port=1,ip,nw_dst=192.0.2.4,nw_ttl=64",
 ]
 
 

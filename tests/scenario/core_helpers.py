@@ -7,6 +7,7 @@ import random
 from scapy.layers.inet import ICMP, IP
 from scapy.layers.l2 import Dot1Q, Ether
 
+from pyvswitch.ofproto.actions_wire import OF10, carry
 from pyvswitch.ofproto.flow_mod import parse_flow
 from pyvswitch.ofproto.ofproto import Ofproto
 
@@ -36,12 +37,16 @@ def ping(
 
 
 def add_flow(ofp: Ofproto, bridge: str, text: str) -> None:
-    """Add a flow written as ovs-ofctl writes it (``priority=...,match,actions=...``)."""
+    """Add a flow written as ovs-ofctl writes it (``priority=...,match,actions=...``).
+
+    The rule holds the actions as ovs-ofctl sends them by default, over
+    OpenFlow 1.0 (``set_field:...->nw_dst`` becomes ``mod_nw_dst``).
+    """
     spec = parse_flow(text)
     ofp.add_flow(
         bridge,
         spec.match,
-        spec.actions,
+        carry(spec.actions, OF10, spec.match),
         priority=spec.priority,
         table_id=spec.table_id,
         cookie=spec.cookie,

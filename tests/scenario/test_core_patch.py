@@ -40,10 +40,12 @@ def test_ping_across_two_bridges_costs_one_lookup_per_direction() -> None:
     # an output of br1 reached from a packet that entered br0.
     a_to_b = next(f for f in flows if OdpOutput(ports["p2"]) in f.actions)
     assert a_to_b.actions == (OdpOutput(ports["p2"]),)
-    assert a_to_b.packets == 10
+    # Ten packets, the first of which was the upcall that made the flow: as
+    # in Open vSwitch, the flow counts the nine that hit it.
+    assert a_to_b.packets == 9
     b_to_a = next(f for f in flows if f is not a_to_b)
     assert b_to_a.actions == (OdpOutput(ports["p1"]),)
-    assert b_to_a.packets == 5
+    assert b_to_a.packets == 4
 
     patch0 = ofp.bridges["br0"].port_by_name("patch0")
     patch1 = ofp.bridges["br1"].port_by_name("patch1")

@@ -125,8 +125,10 @@ def test_rules_come_back_and_forward(tmp_path: Path, how: signal.Signals) -> Non
         assert port_counts(tmp_path, "br1", "p3") == (0, 0, 1, N)
         assert port_counts(tmp_path, "br0", "p2") == (0, 0, 0, 0)
         assert flow_counts(tmp_path, "br1", "in_port=patch1") == (1, N)
+        # The one megaflow came from that packet's upcall, which the flow does
+        # not count (as in Open vSwitch); the rules above did count it.
         megaflows = ok("appctl", tmp_path, "dpctl/dump-flows")
-        assert "packets:1," in megaflows
+        assert "packets:0, bytes:0, used:never" in megaflows
 
 
 def test_fail_mode_changes_keep_user_rules_across_a_restart(tmp_path: Path) -> None:

@@ -3,7 +3,10 @@
 Every expected string below was recorded from Open vSwitch 3.1: the printed
 forms are what ``ovs-ofctl -O OpenFlow13 parse-flow 'MATCH,actions=TEXT'``
 prints, which is also what ``ovs-ofctl -O OpenFlow13 dump-flows`` prints for
-the flow on a bridge that speaks OpenFlow 1.3; the error messages are what
+the flow on a bridge that speaks OpenFlow 1.3 (our ``format_actions`` of
+:mod:`pyvswitch.ofproto.actions_wire`, which carries the actions over
+OpenFlow 1.3 first; ``tests/unit/test_actions_wire.py`` covers the other
+versions); the error messages are what
 ovs-ofctl prints after ``ovs-ofctl:`` (with, for a failed check, the reason
 it logs on the line before, as ``actions_text`` documents). The few places
 where we print or refuse differently are tested separately, each saying what
@@ -48,14 +51,16 @@ from pyvswitch.ofproto.actions import (
     SetVlanVid,
     StripVlan,
 )
-from pyvswitch.ofproto.actions_text import check_actions, format_actions, parse_actions
+from pyvswitch.ofproto.actions_text import check_actions, parse_actions
+from pyvswitch.ofproto.actions_wire import OF13, carry, format_actions
 
 
 def roundtrip(text: str, match: str = "") -> str:
-    """Parse, check against ``match`` and print, as adding and dumping a flow does."""
+    """Parse, check against ``match`` and print, as adding and dumping a flow over OF1.3 does."""
     actions = parse_actions(text)
-    check_actions(actions, parse_match(match)[0])
-    return format_actions(actions)
+    flow_match = parse_match(match)[0]
+    check_actions(actions, flow_match)
+    return format_actions(actions, match=flow_match)
 
 
 # (match, actions as written, actions as Open vSwitch 3.1 prints them)
@@ -296,39 +301,26 @@ PRINTED = [
         "output:1,mod_nw_src:1.2.3.4,dec_ttl,resubmit(,2),goto_table:5",
         "output:1,set_field:1.2.3.4->ip_src,dec_ttl,resubmit(,2),goto_table:5",
     ),
+    # mod_vlan_vid pushes a tag only when there is none; OpenFlow 1.3 cannot
+    # say that, so it becomes an unconditional push unless the match has a tag.
+    ("", "mod_vlan_vid:5", "push_vlan:0x8100,set_field:4101->vlan_vid"),
+    ("dl_vlan=3", "mod_vlan_vid:5", "set_field:4101->vlan_vid"),
+    ("", "mod_vlan_pcp:5", "push_vlan:0x8100,set_field:5->vlan_pcp"),
+    (
+        "dl_vlan=3",
+        "strip_vlan,mod_vlan_vid:5",
+        "pop_vlan,push_vlan:0x8100,set_field:4101->vlan_vid",
+    ),
+    # The L4 protocol of mod_tp_src and mod_tp_dst comes from the match.
+    ("tcp", "mod_tp_src:1,mod_tp_dst:2", "set_field:1->tcp_src,set_field:2->tcp_dst"),
+    ("udp6", "mod_tp_src:1", "set_field:1->udp_src"),
+    ("sctp", "mod_tp_dst:3", "set_field:3->sctp_dst"),
 ]
 
 
 @pytest.mark.parametrize(("match", "text", "printed"), PRINTED)
 def test_actions_print_as_ovs_ofctl_prints_them(match: str, text: str, printed: str) -> None:
     assert roundtrip(text, match) == printed
-
-
-# Where Open vSwitch's OpenFlow 1.3 form would lose information, we print
-# OpenFlow 1.0's (what ``ovs-ofctl -O OpenFlow10`` prints for the same flow).
-# (match, written, printed by us, printed by Open vSwitch over OpenFlow 1.3)
-DEVIATIONS = [
-    # mod_vlan_vid pushes a tag only when there is none; push_vlan always does.
-    ("", "mod_vlan_vid:5", "mod_vlan_vid:5", "push_vlan:0x8100,set_field:4101->vlan_vid"),
-    ("dl_vlan=3", "mod_vlan_vid:5", "mod_vlan_vid:5", "set_field:4101->vlan_vid"),
-    ("", "mod_vlan_pcp:5", "mod_vlan_pcp:5", "push_vlan:0x8100,set_field:5->vlan_pcp"),
-    # Open vSwitch names the L4 protocol from the match, which we do not see.
-    (
-        "tcp",
-        "mod_tp_src:1,mod_tp_dst:2",
-        "mod_tp_src:1,mod_tp_dst:2",
-        "set_field:1->tcp_src,set_field:2->tcp_dst",
-    ),
-    ("udp6", "mod_tp_src:1", "mod_tp_src:1", "set_field:1->udp_src"),
-]
-
-
-@pytest.mark.parametrize(("match", "text", "ours", "of13"), DEVIATIONS)
-def test_actions_print_in_openflow10_form_where_openflow13_loses_information(
-    match: str, text: str, ours: str, of13: str
-) -> None:
-    assert roundtrip(text, match) == ours
-    assert ours != of13
 
 
 FULL48 = (1 << 48) - 1
@@ -386,10 +378,10 @@ FULL64 = (1 << 64) - 1
         ("set_field:5->in_port", (SetField("in_port", 5, FULL32),)),
         ("set_field:2->arp_op", (SetField("arp_op", 2, 0xFF),)),
         ("set_field:5->tunnel_id", (SetField("tun_id", 5, FULL64),)),
-        # A masked set_field is stored as Open vSwitch prints it: as loads.
+        # A masked set_field keeps its mask (it travels as loads before OpenFlow 1.5).
         (
             "set_field:1.2.3.4/255.0.255.0->nw_src",
-            (RegLoad(3, FieldRef("ip_src", 8, 8)), RegLoad(1, FieldRef("ip_src", 24, 8))),
+            (SetField("ip_src", 0x01000300, 0xFF00FF00),),
         ),
         ("load:5->NXM_NX_REG1[0..3]", (RegLoad(5, FieldRef("reg1", 0, 4)),)),
         ("load:1->reg1[31]", (RegLoad(1, FieldRef("reg1", 31, 1)),)),
@@ -1323,14 +1315,14 @@ def _ref(draw: st.DrawFn, name: str, max_bits: int = 64) -> FieldRef:
     return FieldRef(name, draw(st.integers(0, width - n_bits)), n_bits)
 
 
-def _one_action(draw: st.DrawFn, match: Match, deviations: bool) -> Action:
+def _one_action(draw: st.DrawFn, match: Match, converted: bool) -> Action:
     writable, readable = fields_for(match)
     kinds = ["output", "reserved", "controller", "set_field", "load", "move", "output_reg"]
     kinds += ["resubmit", "note"]
     # Open vSwitch accepts these over OpenFlow 1.3 only for IP.
     if valid([SetField("nw_ttl", 0, 0xFF)], match):
         kinds += ["dec_ttl", "mod_nw_ttl"]
-    if deviations and valid([SetField("tp_src", 0, 0xFFFF, "mod_tp_src")], match):
+    if converted and valid([SetField("tp_src", 0, 0xFFFF, "mod_tp_src")], match):
         kinds.append("mod_tp")
     kind = draw(st.sampled_from(kinds))
     if kind == "output":
@@ -1372,18 +1364,19 @@ def _one_action(draw: st.DrawFn, match: Match, deviations: bool) -> Action:
 
 
 @st.composite
-def action_cases(draw: st.DrawFn, deviations: bool = True) -> tuple[str, tuple[Action, ...]]:
-    """A match and an action list valid for it, in the spelling format_actions prints.
+def action_cases(draw: st.DrawFn, converted: bool = True) -> tuple[str, tuple[Action, ...]]:
+    """A match and an action list valid for it.
 
-    Open vSwitch accepts every list over OpenFlow 1.3 and prints it as
-    format_actions does, except, with ``deviations``, for the actions whose
-    OpenFlow 1.3 form loses information (mod_vlan_vid, mod_tp_src...).
+    Open vSwitch accepts every list over OpenFlow 1.3. Without ``converted``
+    the list is in the spelling OpenFlow 1.3 carries back unchanged, which
+    format_actions prints; with it, it may also hold actions that OpenFlow
+    1.3 carries in another form (mod_vlan_vid, mod_tp_src...).
     """
     match_text = draw(st.sampled_from(MATCHES))
     match = parse_match(match_text)[0]
     actions: list[Action] = []
     for _ in range(draw(st.integers(0, 6))):
-        action = _one_action(draw, match, deviations)
+        action = _one_action(draw, match, converted)
         if valid([*actions, action], match):
             actions.append(action)
     # One VLAN operation at most, so that the tags are where the match says.
@@ -1398,7 +1391,7 @@ def action_cases(draw: st.DrawFn, deviations: bool = True) -> tuple[str, tuple[A
         ]
     else:
         ops.append([PushVlan(0x8100), SetVlanVid(vid, push_if_missing=False)])
-    if deviations:
+    if converted:
         ops += [[SetVlanVid(vid)], [SetVlanPcp(pcp)]]
     at = draw(st.integers(0, len(actions)))
     actions[at:at] = draw(st.sampled_from(ops))
@@ -1410,10 +1403,11 @@ def action_cases(draw: st.DrawFn, deviations: bool = True) -> tuple[str, tuple[A
 
 @given(action_cases())
 def test_parse_of_format_gives_the_actions_back(case: tuple[str, tuple[Action, ...]]) -> None:
-    match, actions = case
-    printed = format_actions(actions)
-    assert parse_actions(printed) == actions, printed
-    check_actions(parse_actions(printed), parse_match(match)[0])
+    match_text, actions = case
+    match = parse_match(match_text)[0]
+    printed = format_actions(actions, match=match)
+    assert parse_actions(printed) == carry(actions, OF13, match), printed
+    check_actions(parse_actions(printed), match)
 
 
 def _respell(data: st.DataObject, action: Action) -> Action:
@@ -1450,11 +1444,12 @@ def _respell(data: st.DataObject, action: Action) -> Action:
 
 @given(st.data())
 def test_other_spellings_print_the_same_and_read_back_canonical(data: st.DataObject) -> None:
-    _, actions = data.draw(action_cases())
+    match_text, actions = data.draw(action_cases())
+    match = parse_match(match_text)[0]
     respelled = [_respell(data, a) for a in actions]
-    printed = format_actions(actions)
-    assert format_actions(respelled) == printed
-    assert parse_actions(format_actions(respelled)) == actions
+    printed = format_actions(actions, match=match)
+    assert format_actions(respelled, match=match) == printed
+    assert parse_actions(printed) == carry(actions, OF13, match)
 
 
 _ACTION_WORDS = st.sampled_from(

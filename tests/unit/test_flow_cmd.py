@@ -32,7 +32,7 @@ from pyvswitch.ofproto.flow_cmd import (
     select_rules,
     set_fail_mode,
 )
-from pyvswitch.ofproto.flow_dump import flow_text
+from pyvswitch.ofproto.flow_dump import OF10, flow_text
 
 NAMES = {"p1": 1, "p2": 2}
 
@@ -229,7 +229,8 @@ def test_replace_changes_only_the_differences() -> None:
         "priority=6,udp,actions=output:2",
         "priority=9,arp,actions=drop",
     ]
-    added, deleted = replace_flows(bridge, [parse_flow_command(t, ADD) for t in wanted], 1.0)
+    commands = [parse_flow_command(t, ADD) for t in wanted]
+    added, deleted = replace_flows(bridge, commands, 1.0, version=OF10)
     assert (added, deleted) == (1, 1)
     assert texts(bridge) == [
         "priority=9,arp,actions=drop",

@@ -23,17 +23,23 @@ once.
 
 from __future__ import annotations
 
+import hashlib
 import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from pyvswitch.dpif.actions import OdpUserspace
 from pyvswitch.dpif.execute import execute_batch
 from pyvswitch.flow.extract import extract_key
+from pyvswitch.flow.layout import FIELDS, KEY_BITS
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator, Mapping
 
     from pyvswitch.dpif.actions import OdpAction
+
+    #: What userspace actions hand over: each action with the frame as it was then.
+    Upcalls = list[tuple[OdpUserspace, bytes]]
 
 #: OVS's default maximum number of EMC entries (EM_FLOW_HASH_ENTRIES).
 EMC_ENTRIES = 8192
@@ -83,6 +89,9 @@ class Megaflow:
     tcp_flags: int = 0
     dead: bool = False
     tags: frozenset[object] = frozenset()
+    #: Whether the actions hand frames to userspace (a capture point): only
+    #: such flows pay for collecting them on cache hits.
+    userspace: bool = False
 
     @property
     def value(self) -> int:
@@ -193,6 +202,9 @@ class Datapath:
         self.stats = DpifStats()
         self._rng = rng or random.Random(0)  # noqa: S311 - cache sampling, not security
         self._by_tag: dict[object, set[Megaflow]] = {}
+        #: Gets what userspace actions hand over on every execution, cache hits
+        #: included (the owner's capture points); None: they hand over nothing.
+        self.on_userspace: Callable[[Upcalls], None] | None = None
 
     # -- ports --------------------------------------------------------------
 
@@ -215,6 +227,11 @@ class Datapath:
         """Forward a batch received on ``in_port``; return the frames to send, by port."""
         out: dict[int, list[bytes]] = {}
         groups: dict[int, tuple[Megaflow, list[bytes]]] = {}
+        # Frames that missed, per flow: Open vSwitch executes the frame that
+        # caused an upcall without counting it in the new flow's statistics
+        # (after three packets dpctl/dump-flows says packets:2), and so do we.
+        # Rules and ports (the sinks) count it as usual.
+        missed: dict[int, list[int]] = {}
         emc = self.emc
         stats = self.stats
         for frame in frames:
@@ -231,6 +248,9 @@ class Datapath:
                     flow = self._miss(key, frame, now)
                     if flow is None:
                         continue
+                    count = missed.setdefault(id(flow), [0, 0])
+                    count[0] += 1
+                    count[1] += len(frame)
             group = groups.get(id(flow))
             if group is None:
                 groups[id(flow)] = (flow, [frame])
@@ -239,12 +259,23 @@ class Datapath:
         stats.hit = stats.emc_hit + stats.megaflow_hit
         for flow, batch in groups.values():
             nbytes = sum(map(len, batch))
-            flow.packets += len(batch)
-            flow.nbytes += nbytes
-            flow.used = now
+            if missed:
+                miss_packets, miss_bytes = missed.get(id(flow), (0, 0))
+            else:
+                miss_packets = miss_bytes = 0
+            if len(batch) > miss_packets:
+                flow.packets += len(batch) - miss_packets
+                flow.nbytes += nbytes - miss_bytes
+                flow.used = now
             for sink in flow.sinks:
                 sink.account(len(batch), nbytes, now)
-            for port, sent in execute_batch(batch, flow.actions).items():
+            if flow.userspace and self.on_userspace is not None:
+                upcalls: Upcalls = []
+                by_port = execute_batch(batch, flow.actions, upcalls)
+                self.on_userspace(upcalls)
+            else:
+                by_port = execute_batch(batch, flow.actions)
+            for port, sent in by_port.items():
                 if port in out:
                     out[port].extend(sent)
                 else:
@@ -266,7 +297,13 @@ class Datapath:
         result = self.upcall(key, frame, now)
         self.stats.missed += 1
         flow = Megaflow(
-            key, result.mask, result.actions, result.sinks, created=now, tags=result.tags
+            key,
+            result.mask,
+            result.actions,
+            result.sinks,
+            created=now,
+            tags=result.tags,
+            userspace=_hands_to_userspace(result.actions),
         )
         self._install(flow)
         self._emc_insert(key, flow)
@@ -344,6 +381,7 @@ class Datapath:
                 # as OVS's revalidators modify a datapath flow. Who counts may
                 # have changed too (a replaced rule).
                 flow.actions = result.actions
+                flow.userspace = _hands_to_userspace(result.actions)
                 flow.sinks = result.sinks
                 if result.tags != flow.tags:
                     self._remove(flow)
@@ -359,12 +397,31 @@ class Datapath:
             del self.emc[key]
 
 
+def _hands_to_userspace(actions: tuple[OdpAction, ...]) -> bool:
+    return any(type(action) is OdpUserspace for action in actions)
+
+
 def _used(flow: Megaflow, now: float) -> str:
     return "never" if flow.used < 0 else f"{max(now - flow.used, 0.0):.3f}s"
 
 
-def format_megaflow(flow: Megaflow, now: float) -> str:
-    """One line of ``dpctl/dump-flows``, as Open vSwitch's userspace datapath prints it."""
+def format_megaflow(
+    flow: Megaflow,
+    now: float,
+    *,
+    verbose: bool = False,
+    port_names: Mapping[int, str] | None = None,
+    for_dpif: bool = False,
+) -> str:
+    """One line of ``dpctl/dump-flows``, as Open vSwitch's userspace datapath prints it.
+
+    ``verbose`` is ``dump-flows -m``: the flow's ufid first, every attribute
+    of the key with its mask, ``dp:ovs`` and the ``dp-extra-info`` of
+    OVS's dpif-netdev. ``port_names`` (datapath port number to name) puts
+    names in ``in_port()`` and the output actions. ``for_dpif`` is
+    ``dpif/dump-flows -m``'s shorter form (no comma after the ufid, nothing
+    from the datapath itself).
+    """
     from pyvswitch.dpif.actions_text import format_odp_actions  # noqa: PLC0415
     from pyvswitch.flow.odp_text import format_odp_flow  # noqa: PLC0415
 
@@ -375,8 +432,99 @@ def format_megaflow(flow: Megaflow, now: float) -> str:
             for bit, c in ((2, "S"), (1, "F"), (16, "."), (8, "P"), (4, "R"), (32, "U"))
             if flow.tcp_flags & bit
         )
-    return (
-        f"{format_odp_flow(flow.key, flow.mask, megaflow=True)}, packets:{flow.packets}, "
-        f"bytes:{flow.nbytes}, used:{_used(flow, now)}{flags}, "
-        f"actions:{format_odp_actions(flow.actions)}"
+    key = format_odp_flow(
+        flow.key, flow.mask, megaflow=True, verbose=verbose, port_names=port_names
     )
+    actions = format_odp_actions(flow.actions)
+    if port_names:
+        actions = _name_outputs(actions, port_names)
+    stats = f"packets:{flow.packets}, bytes:{flow.nbytes}, used:{_used(flow, now)}{flags}"
+    if not verbose:
+        return f"{key}, {stats}, actions:{actions}"
+    if for_dpif:
+        return f"ufid:{megaflow_ufid(flow)} {key}, {stats}, actions:{actions}"
+    return (
+        f"ufid:{megaflow_ufid(flow)}, {key}, {stats}, dp:ovs, actions:{actions}, "
+        f"dp-extra-info:miniflow_bits({','.join(map(str, miniflow_bits(flow.mask)))})"
+    )
+
+
+def megaflow_ufid(flow: Megaflow) -> str:
+    """A flow's unique id, as OVS prints one (a UUID's form).
+
+    OVS hashes the key with a random basis; ours is a hash of what the flow
+    matches, so the same flow has the same id in every run.
+    """
+    digest = hashlib.blake2b(
+        flow.value.to_bytes(_KEY_BYTES, "big") + flow.mask.to_bytes(_KEY_BYTES, "big"),
+        digest_size=16,
+    ).hexdigest()
+    return f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:]}"
+
+
+def _name_outputs(actions: str, port_names: Mapping[int, str]) -> str:
+    """Datapath actions with output ports named; set(...) and the like keep their numbers."""
+    items: list[str] = []
+    depth = 0
+    start = 0
+    for i, ch in enumerate(actions + ","):
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            item = actions[start:i]
+            if item.isdigit() and int(item) in port_names:
+                item = port_names[int(item)]
+            items.append(item)
+            start = i + 1
+    return ",".join(items)
+
+
+# Where the fields of a datapath flow live in Open vSwitch 3.1's ``struct
+# flow`` (lib/flow.h), as byte offsets: dpif-netdev's dp-extra-info counts
+# the 64-bit words of it that a megaflow's mask touches. VLAN headers are
+# left out: OVS's count has been seen to leave them out too.
+_OVS_OFFSETS = {
+    "tun_dst": 0,
+    "tun_src": 4,
+    "tun_id": 40,
+    "in_port": 428,
+    "dl_dst": 472,
+    "dl_src": 478,
+    "dl_type": 484,
+    "nw_src": 512,
+    "nw_dst": 516,
+    "ipv6_src": 528,
+    "ipv6_dst": 544,
+    "ipv6_label": 592,
+    "nw_frag": 596,
+    "nw_tos": 597,
+    "nw_ttl": 598,
+    "nw_proto": 599,
+    "nd_target": 600,
+    "arp_sha": 616,
+    "arp_tha": 622,
+    "tcp_flags": 628,
+    "tp_src": 656,
+    "tp_dst": 658,
+}
+# recirc_id and packet_type, which every megaflow matches exactly.
+_ALWAYS_WORDS = frozenset((432 // 8, 444 // 8))
+_KEY_BYTES = (KEY_BITS + 7) // 8
+
+
+def miniflow_bits(mask: int) -> tuple[int, int]:
+    """dpif-netdev's ``miniflow_bits(A,B)``: the words of ``struct flow`` the mask touches.
+
+    A counts those among the first 64 words, B the others.
+    """
+    words = set(_ALWAYS_WORDS)
+    for name, offset in _OVS_OFFSETS.items():
+        field = FIELDS[name]
+        value = (mask >> field.shift) & ((1 << (field.nbytes * 8)) - 1)
+        for i, byte in enumerate(value.to_bytes(field.nbytes, "big")):
+            if byte:
+                words.add((offset + i) // 8)
+    low = sum(1 for word in words if word < 64)
+    return low, len(words) - low

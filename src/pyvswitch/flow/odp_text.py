@@ -29,7 +29,7 @@ from pyvswitch.flow.ofp_text import META_FIELDS, format_tcp_flags, parse_tcp_fla
 from pyvswitch.packet.addr import ip6_to_bytes, ip6_to_str, mac_to_bytes, mac_to_str
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
 _FULL = (1 << KEY_BITS) - 1
 
@@ -148,7 +148,8 @@ def _fmt_value(sub: _Sub, value: int, mask: int) -> str:
         odp_mask = 0xFC | (1 if mask & FRAG_ANY else 0) | (2 if mask & FRAG_LATER else 0)
         return f"{text}/{odp_mask:#x}"
     if kind == "flags":
-        return format_tcp_flags(value, mask)
+        # Open vSwitch's format_flags_masked() shows wildcarded flags as 0/0.
+        return format_tcp_flags(value, mask) if mask else "0/0"
     if kind == "hex4":
         return f"0x{value:04x}" if exact else f"0x{value:04x}/0x{mask:04x}"
     if kind == "hex":
@@ -156,17 +157,30 @@ def _fmt_value(sub: _Sub, value: int, mask: int) -> str:
     return str(value) if exact else f"{value}/{_c_hex(mask)}"
 
 
-def _fmt_attr(name: str, key: int, mask: int, out: list[str]) -> None:
+def _fmt_attr(name: str, key: int, mask: int, out: list[str], verbose: bool = False) -> None:
+    """Append ``name(...)``: the parts the mask covers, or, ``verbose``, every part."""
     subs = _ATTRS[name]
     parts = []
     for sub in subs:
         m = _sub_get(sub, mask)
-        if not m:
+        if not m and not verbose:
             continue
         text = _fmt_value(sub, _sub_get(sub, key), m)
         parts.append(f"{sub.name}={text}" if sub.name else text)
     if parts:
         out.append(f"{name}({','.join(parts)})")
+
+
+#: What ``dpctl/dump-flows -m`` shows before ``recirc_id``: metadata the
+#: datapath keeps (pyvswitch keeps none of it), all wildcarded.
+_VERBOSE_METADATA = (
+    "skb_priority(0/0)",
+    "skb_mark(0/0)",
+    "ct_state(0/0)",
+    "ct_zone(0/0)",
+    "ct_mark(0/0)",
+    "ct_label(0/0)",
+)
 
 
 def _fmt_vlan(key: int, mask: int, tci_name: str, verbose: bool) -> str:
@@ -189,24 +203,40 @@ def _fmt_vlan(key: int, mask: int, tci_name: str, verbose: bool) -> str:
     return f"vlan({','.join(parts)})"
 
 
-def format_odp_flow(key: int, mask: int | None = None, megaflow: bool = False) -> str:
+def format_odp_flow(
+    key: int,
+    mask: int | None = None,
+    megaflow: bool = False,
+    *,
+    verbose: bool = False,
+    port_names: Mapping[int, str] | None = None,
+) -> str:
     """Print a datapath flow key, under ``mask`` when given (a megaflow).
 
     With ``megaflow``, the ``recirc_id(0)`` and ``packet_type(ns=0,id=0)``
     attributes that Open vSwitch's userspace datapath shows in
-    ``dpctl/dump-flows`` are included.
+    ``dpctl/dump-flows`` are included; ``verbose`` is ``dump-flows -m``:
+    every attribute of the key, wildcarded parts too (``proto=1/0``).
+    ``port_names`` gives the names ``in_port()`` shows instead of numbers.
     """
     m = _FULL if mask is None else mask
     flow = Flow.from_key(key)
     out: list[str] = []
+    if verbose and megaflow:
+        out += _VERBOSE_METADATA
     if flow.tun_id or flow.tun_src or flow.tun_dst:
-        _fmt_attr("tunnel", key, m, out)
+        _fmt_attr("tunnel", key, m, out, verbose)
     if megaflow:
         out.append("recirc_id(0)")
-    _fmt_attr("in_port", key, m, out)
+    if verbose and megaflow:
+        out.append("dp_hash(0/0)")
+    if port_names and flow.in_port in port_names:
+        out.append(f"in_port({port_names[flow.in_port]})")
+    else:
+        _fmt_attr("in_port", key, m, out)
     if megaflow:
         out.append("packet_type(ns=0,id=0)")
-    _fmt_attr("eth", key, m, out)
+    _fmt_attr("eth", key, m, out, verbose)
     closing = 0
     for tpid_name, tci_name in (("vlan_tpid", "vlan_tci"), ("vlan_tpid1", "vlan_tci1")):
         tpid = FIELDS[tpid_name].get(key)
@@ -217,34 +247,37 @@ def format_odp_flow(key: int, mask: int | None = None, megaflow: bool = False) -
         out.append("encap(")
         closing += 1
     dl_type = flow.dl_type
-    # An 802.3 frame with no SNAP ethertype has no eth_type attribute.
     if dl_type != DL_TYPE_NONE:
         _fmt_attr("eth_type", key, m, out)
+    elif mask is not None and FIELDS["dl_type"].get(m):
+        # An 802.3 frame with no SNAP ethertype has no eth_type attribute in
+        # its key; a megaflow's mask still covers it, shown against zero.
+        out.append("eth_type(0/0xffff)")
     l4 = None
     if dl_type == 0x0800:
-        _fmt_attr("ipv4", key, m, out)
+        _fmt_attr("ipv4", key, m, out, verbose)
         l4 = flow.nw_proto
     elif dl_type == 0x86DD:
-        _fmt_attr("ipv6", key, m, out)
+        _fmt_attr("ipv6", key, m, out, verbose)
         l4 = flow.nw_proto
     elif dl_type in (0x0806, 0x8035):
-        _fmt_attr("arp", key, m, out)
+        _fmt_attr("arp", key, m, out, verbose)
     if l4 is not None and not flow.nw_frag & FRAG_LATER:
         if l4 == 6:
-            _fmt_attr("tcp", key, m, out)
+            _fmt_attr("tcp", key, m, out, verbose)
             # A full key leaves out tcp_flags() when no flag is set, as OVS does.
             if mask is not None or flow.tcp_flags:
-                _fmt_attr("tcp_flags", key, m, out)
+                _fmt_attr("tcp_flags", key, m, out, verbose)
         elif l4 == 17:
-            _fmt_attr("udp", key, m, out)
+            _fmt_attr("udp", key, m, out, verbose)
         elif l4 == 132:
-            _fmt_attr("sctp", key, m, out)
+            _fmt_attr("sctp", key, m, out, verbose)
         elif l4 == 1 and dl_type == 0x0800:
-            _fmt_attr("icmp", key, m, out)
+            _fmt_attr("icmp", key, m, out, verbose)
         elif l4 == 58 and dl_type == 0x86DD:
-            _fmt_attr("icmpv6", key, m, out)
+            _fmt_attr("icmpv6", key, m, out, verbose)
             if flow.tp_src in (135, 136) and flow.tp_dst == 0:
-                _fmt_attr("nd", key, m, out)
+                _fmt_attr("nd", key, m, out, verbose)
     text = ""
     for piece in out:
         if text and not text.endswith("("):

@@ -80,6 +80,10 @@ PREREQS: dict[str, tuple[Callable[[Match], bool], str]] = {
     "ip6": (lambda m: _dl(m) == ETH_IPV6, "ipv6"),
     "ip": (_is_ip, "ip or ipv6"),
     "arp": (lambda m: _dl(m) in (ETH_ARP, ETH_RARP), "arp or rarp"),
+    # OpenFlow 1.0's nw_src, nw_dst and nw_proto mean arp_spa, arp_tpa and
+    # arp_op in an ARP flow, as in Open vSwitch (they share the storage).
+    "ip4_arp": (lambda m: _dl(m) in (ETH_IP, ETH_ARP, ETH_RARP), "ip, arp or rarp"),
+    "ip_arp": (lambda m: _is_ip(m) or _dl(m) in (ETH_ARP, ETH_RARP), "ip, ipv6, arp or rarp"),
     "tp": (lambda m: _is_l4(m, 6, 17, 132), "tcp, udp or sctp, not a later fragment"),
     "tcp": (lambda m: _is_l4(m, 6), "tcp or tcp6, not a later fragment"),
     "icmp": (_is_icmp, "icmp or icmp6, not a later fragment"),
@@ -124,12 +128,12 @@ _FIELD_LIST = [
     MetaField("vlan_tci1", "vlan_tci1", "hex", 16, hexw=4),
     MetaField("dl_vlan1", "vlan_tci1", "vid", 16, maskable=False),
     MetaField("dl_vlan_pcp1", "vlan_tci1", "pcp", 3, shift=13, maskable=False),
-    MetaField("nw_src", "nw_src", "ip4", 32, prereq="ip4"),
-    MetaField("nw_dst", "nw_dst", "ip4", 32, prereq="ip4"),
+    MetaField("nw_src", "nw_src", "ip4", 32, prereq="ip4_arp"),
+    MetaField("nw_dst", "nw_dst", "ip4", 32, prereq="ip4_arp"),
     MetaField("ipv6_src", "ipv6_src", "ip6", 128, prereq="ip6"),
     MetaField("ipv6_dst", "ipv6_dst", "ip6", 128, prereq="ip6"),
     MetaField("ipv6_label", "ipv6_label", "hex", 20, prereq="ip6", hexw=5),
-    MetaField("nw_proto", "nw_proto", "dec", 8, prereq="ip", maskable=False),
+    MetaField("nw_proto", "nw_proto", "dec", 8, prereq="ip_arp", maskable=False),
     MetaField("nw_tos", "nw_tos", "dec", 8, prereq="ip", maskable=False),
     MetaField("ip_dscp", "nw_tos", "dec", 6, shift=2, prereq="ip", maskable=False),
     MetaField("nw_ecn", "nw_tos", "dec", 2, prereq="ip", maskable=False),
@@ -214,6 +218,82 @@ _SHORT_NAMES: dict[tuple[int, int | None], str] = {
     (ETH_IPV6, 17): "udp6",
     (ETH_IPV6, 132): "sctp6",
 }
+
+# Open vSwitch's match fields and shorthands that pyvswitch does not have: a
+# flow using one is refused as not supported rather than as a typing mistake
+# ("unknown keyword"), and Open vSwitch's own spelling of each is kept.
+_UNSUPPORTED_FIELDS = frozenset(
+    {
+        "conj_id",
+        "recirc_id",
+        "dp_hash",
+        "ct_state",
+        "ct_zone",
+        "ct_mark",
+        "ct_label",
+        "ct_nw_src",
+        "ct_nw_dst",
+        "ct_ipv6_src",
+        "ct_ipv6_dst",
+        "ct_nw_proto",
+        "ct_tp_src",
+        "ct_tp_dst",
+        "tun_ipv6_src",
+        "tun_ipv6_dst",
+        "tun_gbp_id",
+        "tun_gbp_flags",
+        "tun_flags",
+        "tun_erspan_ver",
+        "tun_erspan_idx",
+        "tun_erspan_dir",
+        "tun_erspan_hwid",
+        "tun_gtpu_flags",
+        "tun_gtpu_msgtype",
+        *(f"tun_metadata{i}" for i in range(64)),
+        "in_port_oxm",
+        "skb_priority",
+        "pkt_mark",
+        "actset_output",
+        "packet_type",
+        "vlan_vid",
+        "mpls_label",
+        "mpls_tc",
+        "mpls_bos",
+        "mpls_ttl",
+        "nd_reserved",
+        "nd_options_type",
+        "nsh_flags",
+        "nsh_ttl",
+        "nsh_mdtype",
+        "nsh_np",
+        "nsh_spi",
+        "nsp",
+        "nsh_si",
+        "nsi",
+        *(f"nsh_c{i}" for i in range(1, 5)),
+        *(f"nshc{i}" for i in range(1, 5)),
+        *(f"xreg{i}" for i in range(8)),
+        *(f"xxreg{i}" for i in range(4)),
+    }
+)
+_UNSUPPORTED_SHORTHANDS = frozenset({"mpls", "mplsm"})
+# What to use instead, where pyvswitch has another way to say it.
+_INSTEAD = {
+    "vlan_vid": "use dl_vlan or vlan_tci",
+    "in_port_oxm": "use in_port",
+    **{f"xreg{i}": f"use reg{2 * i} and reg{2 * i + 1}" for i in range(8)},
+}
+
+
+def unsupported_keyword(name: str) -> str | None:
+    """Why a match keyword of Open vSwitch's is refused here, or None if it is not one."""
+    if name in _UNSUPPORTED_SHORTHANDS:
+        return f"{name}: protocol not supported by pyvswitch"
+    if name not in _UNSUPPORTED_FIELDS:
+        return None
+    instead = _INSTEAD.get(name)
+    return f"{name}: field not supported by pyvswitch" + (f" ({instead})" if instead else "")
+
 
 #: OpenFlow's reserved port names (OpenFlow 1.0 numbering, as OVS prints them).
 PORT_NAMES: dict[str, int] = {
@@ -462,6 +542,9 @@ def parse_match(
         if name in extra_names:
             others[name] = value_text
             continue
+        refusal = unsupported_keyword(name)
+        if refusal is not None:
+            raise FlowParseError(refusal)
         if not eq:
             if name not in SHORTHANDS:
                 if name in META_FIELDS:
@@ -485,9 +568,7 @@ def parse_match(
         if prereq is not None:
             check, needs = PREREQS[prereq]
             if not check(match):
-                raise FlowParseError(
-                    f"prerequisites not met for setting {name} (it needs {needs})"
-                )
+                raise FlowParseError(f"{name}: prerequisites not met (the match needs {needs})")
     return match, others
 
 

@@ -3,44 +3,26 @@
 ``output:1,mod_vlan_vid:10,set_field:192.0.2.1->ip_src,resubmit(,3)``: the
 part of a flow after ``actions=``. :func:`parse_actions` reads Open vSwitch's
 syntax into the dataclasses of :mod:`pyvswitch.ofproto.actions`,
-:func:`format_actions` prints them, and :func:`check_actions` checks them
-against the flow's match. Error messages are Open vSwitch 3.1's, word for word
-(without the ``ovs-ofctl:`` prefix).
+:func:`format_actions_as_written` prints them, and :func:`check_actions` checks
+them against the flow's match. Error messages are Open vSwitch 3.1's, word for
+word (without the ``ovs-ofctl:`` prefix).
 
-**Which form is printed.** Open vSwitch prints an action differently depending
-on the OpenFlow version the flow crossed: ``-O OpenFlow10`` shows
-``strip_vlan``, ``mod_nw_src:...``, ``load:...->NXM_NX_IP_TTL[]``, while
-OpenFlow 1.3 shows ``pop_vlan``, ``set_field:...->ip_src``, ``mod_nw_ttl:...``.
-We print what ``ovs-ofctl -O OpenFlow13 dump-flows`` prints for a flow added
-to a bridge that speaks OpenFlow 1.3 (which is also what ``ovs-ofctl -O
-OpenFlow13 parse-flow`` prints), except where that form loses information:
+**Which form is printed.** The actions keep the spelling Open vSwitch's own
+decoded actions keep: :class:`~pyvswitch.ofproto.actions.StripVlan` ``pop``,
+:class:`~pyvswitch.ofproto.actions.SetField` ``sugar`` (``mod_nw_dst`` and
+the other legacy set actions), :class:`~pyvswitch.ofproto.actions.SetTunnel`
+``wide``, and :class:`~pyvswitch.ofproto.actions.RegLoad` for a ``load``.
+:func:`format_actions_as_written` prints each in that spelling, which is what
+``ofproto/trace`` shows for a rule, and ``parse_actions`` reads it back to
+the same actions. Which spelling a rule holds, and which one a dump shows,
+depends on the OpenFlow version the flow was added and dumped with:
+:mod:`pyvswitch.ofproto.actions_wire` converts between them.
 
-- ``mod_vlan_vid:N`` and ``mod_vlan_pcp:N`` push a tag only when the packet has
-  none. OpenFlow 1.3 cannot say that: Open vSwitch prints
-  ``push_vlan:0x8100,set_field:...->vlan_vid`` (an unconditional push, so a
-  tagged packet gets a second tag) or, when the match has a tag,
-  ``set_field:...->vlan_vid``. We print ``mod_vlan_vid:N``, as OpenFlow 1.0 does.
-- ``mod_tp_src:N``/``mod_tp_dst:N`` print as ``set_field:N->tcp_src``,
-  ``udp_src`` or ``sctp_src`` in Open vSwitch, which picks the field from the
-  match. :func:`format_actions` does not see the match, so it prints
-  ``mod_tp_src:N``, which reads back to the same action.
-
-The spelling a user chose is recorded where the data model has room for it
-(:class:`~pyvswitch.ofproto.actions.StripVlan` ``pop``,
-:class:`~pyvswitch.ofproto.actions.SetField` ``sugar``,
-:class:`~pyvswitch.ofproto.actions.SetTunnel` ``wide``), but printing follows
-OpenFlow 1.3 and mostly ignores it: ``strip_vlan`` prints as ``pop_vlan``,
-``mod_dl_src:M`` as ``set_field:M->eth_src``, ``mod_nw_tos:8`` as
-``set_field:2->ip_dscp``, ``set_tunnel:5`` as ``set_field:0x5->tun_id``. So
-``parse_actions(format_actions(a)) == a`` holds for action lists written in
-the printed spelling, and ``format_actions(parse_actions(format_actions(a)))``
-always equals ``format_actions(a)``.
-
-Other normalisations are Open vSwitch's own: a masked ``set_field`` and a
-``load`` wider than 64 bits become one ``load`` per run of at most 64
-contiguous bits (we parse them into one :class:`RegLoad` each, so that what is
-stored is what is printed); field names become Open vSwitch's (``nw_src`` is
-``ip_src``, ``NXM_OF_TCP_DST`` in ``load`` and ``move``); ``note`` data is
+Other normalisations are Open vSwitch's own: a ``load`` wider than 64 bits
+becomes one ``load`` per run of at most 64 contiguous bits (we parse it into
+one :class:`RegLoad` each, so that what is stored is what is printed); field
+names become Open vSwitch's (``nw_src`` is ``ip_src``, ``NXM_OF_TCP_DST`` in
+``load`` and ``move``); ``note`` data is
 padded with zero bytes to the length the OpenFlow encoding gives it; every way
 of sending to the controller (``controller``, ``output:CONTROLLER``,
 ``controller(max_len=N)``) is a :class:`Controller`.
@@ -83,7 +65,8 @@ what a flow does without anyone noticing:
   ``output:ipv6_src[]`` back as ``output:NXM_NX_IPV6_SRC[1..64]``);
 - header-changing ``mod_*`` actions whose header the match does not
   guarantee (``mod_nw_src`` without ``ip``): OVS accepts them only over
-  OpenFlow 1.0, and their OpenFlow 1.3 form, which we print, would be refused.
+  OpenFlow 1.0, and their OpenFlow 1.3 form, which a dump prints, would be
+  refused.
 
 Not supported (refused with a message saying so): Open vSwitch actions
 outside the data model (``group``, ``learn``, ``ct``, ``enqueue``...),
@@ -142,7 +125,7 @@ from pyvswitch.packet.addr import ip6_to_str, mac_to_bytes, mac_to_str
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
 
-__all__ = ["check_actions", "format_actions", "parse_actions"]
+__all__ = ["check_actions", "format_actions_as_written", "parse_actions"]
 
 # The second line ovs-ofctl prints after a check fails; the first (the
 # reason) is a log message, which we put in front of it.
@@ -746,7 +729,8 @@ def _parse_set_field(_key: str, arg: str, port_names: Mapping[str, int] | None) 
     if not mask:
         # Open vSwitch stores no action at all for a zero mask.
         raise FlowParseError(f"{text}: the mask is zero, so set_field to {name} would do nothing")
-    return list(_subfields(f, value, mask))
+    # Every maskable field has the same width here as in Open vSwitch.
+    return [SetField(f.name, value & mask, mask)]
 
 
 def _parse_set_vlan_field(name: str, text: str) -> Action:
@@ -1194,7 +1178,7 @@ def _check(actions: list[Action], flow_match: Match | None, table_id: int) -> No
             bool(flow_match.get("vlan_tci1")[0] & VLAN_CFI),
         ]
     for written in actions:
-        action = _vlan_set_field(written)
+        action = as_vlan_action(written)
         if isinstance(action, Output):
             if action.port >= OFPP_MAX and action.port not in _OUTPUT_OK:
                 raise FlowParseError(_BAD_OUT_PORT)
@@ -1254,8 +1238,8 @@ def _check(actions: list[Action], flow_match: Match | None, table_id: int) -> No
             raise FlowParseError(_BAD_TABLE_ID)
 
 
-def _vlan_set_field(action: Action) -> Action:
-    """A SetField of a VLAN field as the VLAN action it stands for (the parser makes those)."""
+def as_vlan_action(action: Action) -> Action:
+    """A SetField of a VLAN field as the VLAN action it stands for (code may build those)."""
     if isinstance(action, SetField) and action.field in ("dl_vlan", "dl_vlan_pcp", "vlan_pcp"):
         if action.field == "dl_vlan":
             return SetVlanVid(action.value & 0x0FFF, push_if_missing=False)
@@ -1281,12 +1265,18 @@ def _check_set_field(action: SetField, flow_match: Match | None) -> None:
 # -- printing ---------------------------------------------------------------------------
 
 
-def format_actions(actions: Iterable[Action], port_names: Mapping[int, str] | None = None) -> str:
-    """Print actions as ``ovs-ofctl -O OpenFlow13 dump-flows`` does (``drop`` for none).
+def format_actions_as_written(
+    actions: Iterable[Action], port_names: Mapping[int, str] | None = None
+) -> str:
+    """Print actions as Open vSwitch prints the actions a rule holds (``drop`` for none).
 
-    ``port_names`` maps port numbers to the names to print. The module's
-    docstring lists the two places where we print OpenFlow 1.0's spelling
-    instead, because OpenFlow 1.3's would lose information.
+    This is what ``ofproto/trace`` prints and what :func:`parse_actions`
+    reads back to the same actions: each action in its own spelling
+    (``strip_vlan`` or ``pop_vlan``, ``mod_nw_dst:...`` or
+    ``set_field:...->ip_dst``, ``load:...``). What ``dump-flows`` prints
+    depends on the OpenFlow version too: see
+    :func:`pyvswitch.ofproto.actions_wire.format_actions`. ``port_names``
+    maps port numbers to the names to print.
     """
     parts = [_format(a, port_names) for a in actions]
     return ",".join(parts) if parts else "drop"
@@ -1312,22 +1302,16 @@ def _format(action: Action, port_names: Mapping[int, str] | None) -> str:
             return f"mod_vlan_vid:{vid}" if push else f"set_field:{vid | VLAN_CFI}->vlan_vid"
         case SetVlanPcp(pcp=pcp, push_if_missing=push):
             return f"mod_vlan_pcp:{pcp}" if push else f"set_field:{pcp}->vlan_pcp"
-        case StripVlan():
-            return "pop_vlan"
+        case StripVlan(pop=pop):
+            return "pop_vlan" if pop else "strip_vlan"
         case PushVlan(ethertype=ethertype):
             return f"push_vlan:{ethertype:#x}"
         case SetField():
             return _format_set_field(action, port_names)
         case RegLoad(value=value, dst=dst):
-            f = _lookup(dst.field)
-            if f is None:
-                raise ValueError(f"{dst.field}: no OpenFlow name for this field")
             # Open vSwitch prints a load of more than 64 bits as several.
             mask = ((1 << dst.n_bits) - 1) << dst.ofs
-            return ",".join(
-                f"load:{c_hex(load.value)}->{_fmt_ref(load.dst)}"
-                for load in _subfields(f, value << dst.ofs, mask)
-            )
+            return _format_loads(_subfields(_known(dst.field), value << dst.ofs, mask))
         case RegMove(src=src, dst=dst):
             return f"move:{_fmt_ref(src)}->{_fmt_ref(dst)}"
         case DecTtl():
@@ -1343,60 +1327,51 @@ def _format(action: Action, port_names: Mapping[int, str] | None) -> str:
             return f"resubmit({port_text},{table_text})"
         case GotoTable(table=table):
             return f"goto_table:{table}"
-        case SetTunnel(tun_id=tun_id):
-            return f"set_field:{c_hex(tun_id)}->tun_id"
+        case SetTunnel(tun_id=tun_id, wide=wide):
+            return f"set_tunnel{'64' if wide else ''}:{c_hex(tun_id)}"
         case Note(data=data):
             return "note:" + ".".join(f"{b:02x}" for b in _pad_note(data))
     raise TypeError(f"not an action: {action!r}")
 
 
-def _format_set_field(action: SetField, port_names: Mapping[int, str] | None) -> str:
-    vlan = _vlan_set_field(action)
-    if vlan is not action:
-        return _format(vlan, port_names)
-    name, value, mask, sugar = action.field, action.value, action.mask, action.sugar
+def _known(name: str) -> _Field:
     f = _lookup(name)
     if f is None or name not in META_FIELDS:
         raise ValueError(f"{name}: no OpenFlow name for this field")
-    full = _meta_full(name)
-    if mask & full == full:
-        # mod_tp_src/mod_tp_dst: Open vSwitch picks tcp_, udp_ or sctp_ from
-        # the match, which we do not see.
-        if name in _SUGAR_PREREQ and sugar in ("mod_tp_src", "mod_tp_dst"):
-            return f"{sugar}:{value & full}"
-        # OpenFlow 1.1+ has a set-TTL action of its own, which prints this way.
-        if name == "nw_ttl" and sugar == "mod_nw_ttl":
-            return f"mod_nw_ttl:{value & full}"
-        return f"set_field:{_fmt_value(f, value & full, port_names)}->{f.name}"
-    # Open vSwitch sends a masked set_field as loads, and prints those.
-    return ",".join(
-        f"load:{c_hex(load.value)}->{_fmt_ref(load.dst)}"
-        for load in _subfields(f, value & mask & full, mask & full)
-    )
+    return f
 
 
-def format_actions_as_written(
-    actions: Iterable[Action], port_names: Mapping[int, str] | None = None
-) -> str:
-    """Print actions in the spelling they were written in.
+def _format_loads(loads: Iterable[RegLoad]) -> str:
+    return ",".join(f"load:{c_hex(load.value)}->{_fmt_ref(load.dst)}" for load in loads)
 
-    This is what ``ofproto/trace`` prints, and what ``ovs-ofctl dump-flows``
-    prints for flows added over OpenFlow 1.0 (ovs-ofctl's default): Open
-    vSwitch keeps the raw form of each action, so ``strip_vlan`` stays
-    ``strip_vlan`` and ``mod_nw_src:...`` stays ``mod_nw_src:...``. Actions
-    with one spelling print as :func:`format_actions` prints them.
-    """
-    parts = []
-    for action in actions:
-        if isinstance(action, StripVlan):
-            parts.append("pop_vlan" if action.pop else "strip_vlan")
-        elif isinstance(action, SetField) and action.sugar in _MOD_ACTIONS:
-            parts.append(f"{action.sugar}:{_sugar_value(action, port_names)}")
-        elif isinstance(action, SetTunnel):
-            parts.append(f"set_tunnel{'64' if action.wide else ''}:{c_hex(action.tun_id)}")
-        else:
-            parts.append(_format(action, port_names))
-    return ",".join(parts) if parts else "drop"
+
+def _format_set_field(action: SetField, port_names: Mapping[int, str] | None) -> str:
+    vlan = as_vlan_action(action)
+    if vlan is not action:
+        return _format(vlan, port_names)
+    if action.sugar:
+        return f"{action.sugar}:{_sugar_value(action, port_names)}"
+    f = _known(action.field)
+    full = _meta_full(action.field)
+    value, mask = action.value & action.mask & full, action.mask & full
+    if mask == full:
+        return f"set_field:{_fmt_value(f, value, port_names)}->{f.name}"
+    return f"set_field:{_fmt_masked(f, value, mask)}->{f.name}"
+
+
+def _fmt_masked(f: _Field, value: int, mask: int) -> str:
+    """A value with a mask as ``mf_format()`` prints it: CIDR prefixes where they fit."""
+    if f.kind == "mac":
+        return f"{_fmt_value(f, value)}/{_fmt_value(f, mask)}"
+    if f.kind in ("ip4", "ip6"):
+        width = 32 if f.kind == "ip4" else 128
+        inverted = ~mask & ((1 << width) - 1)
+        if inverted & (inverted + 1) == 0:
+            return f"{_fmt_value(f, value)}/{width - inverted.bit_length()}"
+        return f"{_fmt_value(f, value)}/{_fmt_value(f, mask)}"
+    if f.kind == "hex":
+        return f"{c_hex(value)}/{c_hex(mask)}"
+    return f"{value}/{c_hex(mask)}"
 
 
 def _sugar_value(action: SetField, port_names: Mapping[int, str] | None) -> str:
@@ -1405,7 +1380,31 @@ def _sugar_value(action: SetField, port_names: Mapping[int, str] | None) -> str:
         return str(action.value << 2)
     if action.sugar in ("mod_nw_ecn", "mod_nw_ttl", "mod_tp_src", "mod_tp_dst"):
         return str(action.value)
-    f = _lookup(action.field)
-    if f is None:
-        raise ValueError(f"{action.field}: no OpenFlow name for this field")
-    return _fmt_value(f, action.value, port_names)
+    return _fmt_value(_known(action.field), action.value, port_names)
+
+
+# -- helpers for other modules ------------------------------------------------------------
+
+
+def ovs_field_bits(name: str) -> int:
+    """The width Open vSwitch gives field ``name`` (16 bits for ``in_port`` and ``arp_op``)."""
+    return _known(name).bits
+
+
+def ovs_field_maskable(name: str) -> bool:
+    """Whether ``set_field`` takes a mask for field ``name``, as in Open vSwitch."""
+    return _known(name).maskable
+
+
+def set_field_as_loads(action: SetField) -> list[RegLoad]:
+    """A set_field as the loads Open vSwitch sends it as (``set_field_to_nxast()``).
+
+    One load per run of at most 64 contiguous bits of the mask; writing the
+    whole field writes it at Open vSwitch's width.
+    """
+    f = _known(action.field)
+    full = _meta_full(action.field)
+    mask = action.mask & full
+    if mask == full:
+        mask = (1 << f.bits) - 1
+    return _subfields(f, action.value & mask, mask)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pyvswitch.flow.match import Match
 from pyvswitch.ofproto.actions import OFPP_LOCAL, OFPP_MAX, OFPP_NORMAL, Output
 from pyvswitch.ofproto.mac_learning import MacTable
+from pyvswitch.ofproto.mirror import Mirrors
 from pyvswitch.ofproto.table import N_TABLES, Rule, Table
 
 VLAN_MODES = ("access", "trunk", "native-tagged", "native-untagged")
@@ -97,6 +98,7 @@ class Bridge:
         self.tables = [Table(i) for i in range(N_TABLES)]
         self.macs = MacTable()
         self.flood_vlans: frozenset[int] = frozenset()
+        self.mirrors = Mirrors()
         if fail_mode == "standalone":
             # As OVS, a standalone bridge with no controller starts with one
             # flow that makes it a learning switch.

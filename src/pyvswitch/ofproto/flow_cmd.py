@@ -17,6 +17,10 @@ nothing adds the flow; a modification keeps the rule's timeouts, flags and
 counters (unless it says ``reset_counts``). A batch of commands is applied
 all or nothing (:func:`apply_commands`), which is what makes ``add-flows``
 and ``replace-flows`` atomic.
+
+A parsed command holds the actions as written; :func:`carried` gives the
+command as a switch receives it over an OpenFlow version, whose actions are
+what the rule then holds (:mod:`pyvswitch.ofproto.actions_wire`).
 """
 
 from __future__ import annotations
@@ -27,8 +31,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pyvswitch.flow.match import FlowParseError, Match
-from pyvswitch.flow.ofp_text import META_FIELDS, PORT_NAMES, SHORTHANDS, c_int
+from pyvswitch.flow.ofp_text import (
+    META_FIELDS,
+    PORT_NAMES,
+    SHORTHANDS,
+    c_int,
+    unsupported_keyword,
+)
 from pyvswitch.ofproto.actions import OFPP_MAX, OFPP_NONE, OFPP_NORMAL, Output
+from pyvswitch.ofproto.actions_wire import carry, check_version
 from pyvswitch.ofproto.flow_mod import FlowSpec, parse_flow
 from pyvswitch.ofproto.table import Rule
 
@@ -67,6 +78,8 @@ _SETS_COOKIE = frozenset((ADD, MODIFY, MODIFY_STRICT))
 #: ignores them, so that its output can be fed back.
 _STATISTICS = frozenset(("duration", "n_packets", "n_bytes", "idle_age", "hard_age"))
 _IGNORED = frozenset(("no_readonly_table", "allow_hidden_fields"))
+#: Flow keywords of Open vSwitch's that pyvswitch does not implement.
+_UNSUPPORTED = frozenset(("importance", "out_group"))
 #: The table number that means "every table" (to select) or "the first" (to add).
 ALL_TABLES = 255
 
@@ -145,6 +158,20 @@ def parse_flow_command(
     )
 
 
+def carried(command: FlowCommand, version: int) -> FlowCommand:
+    """The command as the switch receives it over OpenFlow ``version``.
+
+    Its actions become what a rule added by it holds, in the spelling that
+    version carries (``set_field`` to ``nw_dst`` is ``mod_nw_dst`` over
+    OpenFlow 1.0). Raises :class:`FlowParseError` for actions the version
+    cannot carry, as ovs-ofctl refuses to send them.
+    """
+    spec = command.spec
+    check_version(spec.actions, version)
+    actions = carry(spec.actions, version, spec.match)
+    return dataclasses.replace(command, spec=dataclasses.replace(spec, actions=actions))
+
+
 class _Keywords:
     """The keywords of a flow that depend on the command, collected while reading it."""
 
@@ -166,8 +193,11 @@ class _Keywords:
             return True
         if name in _IGNORED:
             return True
-        if name in SHORTHANDS or name in META_FIELDS:
+        if name in SHORTHANDS or name in META_FIELDS or unsupported_keyword(name):
+            # The match's, which parse_flow reads (and refuses, if unsupported).
             return False
+        if name in _UNSUPPORTED:
+            raise FlowParseError(f"{name}: not supported by pyvswitch")
         # Any other keyword needs a value, whatever the command, before
         # ovs-ofctl even looks at whether the command allows it.
         if not value:
@@ -379,14 +409,23 @@ def delete_flows(bridge: Bridge, command: FlowCommand, now: float, add_flags: in
 
 
 def replace_flows(
-    bridge: Bridge, commands: Sequence[FlowCommand], now: float, *, add_flags: int = 0
+    bridge: Bridge,
+    commands: Sequence[FlowCommand],
+    now: float,
+    *,
+    version: int,
+    add_flags: int = 0,
 ) -> tuple[int, int]:
     """Make the bridge's tables hold exactly these flows; return (added, deleted).
 
     As ``ovs-ofctl replace-flows`` does, only differences change anything: a
     rule whose match, priority and table are in the list keeps its counters
     unless its actions, cookie or timeouts differ; the last of two flows with
-    the same match, priority and table wins.
+    the same match, priority and table wins. ``commands`` are as written and
+    ``version`` is the OpenFlow version ovs-ofctl would speak: like
+    ovs-ofctl, we compare the flows as written with the rules as that version
+    carries them back (so ``set_field:...->nw_dst`` differs from a rule
+    holding ``mod_nw_dst`` and is added again), and add them as carried.
     """
     wanted: dict[tuple[int, object, int], FlowCommand] = {}
     for command in commands:
@@ -400,18 +439,19 @@ def replace_flows(
                 if update is None:
                     table.remove(rule)
                     deleted += 1
-                elif _differs(rule, update):
-                    add_flow(bridge, update, now, add_flags)
+                elif _differs(rule, update, version):
+                    add_flow(bridge, carried(update, version), now, add_flags)
                     added += 1
         for command in wanted.values():
-            add_flow(bridge, command, now, add_flags)
+            add_flow(bridge, carried(command, version), now, add_flags)
             added += 1
     return added, deleted
 
 
-def _differs(rule: Rule, command: FlowCommand) -> bool:
+def _differs(rule: Rule, command: FlowCommand, version: int) -> bool:
     spec = command.spec
-    return (rule.actions, rule.cookie, rule.idle_timeout, rule.hard_timeout) != (
+    dumped = carry(rule.actions, version, rule.match)
+    return (dumped, rule.cookie, rule.idle_timeout, rule.hard_timeout) != (
         spec.actions,
         command.new_cookie or 0,
         spec.idle_timeout,

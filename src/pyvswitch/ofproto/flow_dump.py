@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pyvswitch.flow.ofp_text import META_FIELDS, c_hex, format_match
-from pyvswitch.ofproto.actions_text import format_actions, format_actions_as_written
+from pyvswitch.ofproto.actions_text import format_actions_as_written
+from pyvswitch.ofproto.actions_wire import OF10, OF11, OF13, OF15, VERSIONS, format_actions
 from pyvswitch.ofproto.flow_cmd import FLOW_FLAGS
 from pyvswitch.ofproto.table import OFP_DEFAULT_PRIORITY
 
@@ -28,18 +29,29 @@ if TYPE_CHECKING:
 
     from pyvswitch.ofproto.table import Rule
 
-#: OpenFlow versions as ovs-ofctl's ``-O`` names them, by minor number (10 is 1.0).
-VERSIONS = {f"OpenFlow1{minor}": 10 + minor for minor in range(6)}
-OF10, OF11, OF12, OF13, OF15 = 10, 11, 12, 13, 15
+__all__ = [
+    "OF10",
+    "OF11",
+    "OF13",
+    "OF15",
+    "VERSIONS",
+    "DumpStyle",
+    "flow_reply_header",
+    "flow_text",
+    "format_duration",
+    "format_flow_stats",
+    "sort_rules",
+]
 
 
 @dataclass(frozen=True, slots=True)
 class DumpStyle:
     """How ovs-ofctl shows flows.
 
-    ``version`` is the OpenFlow version (10 for 1.0 ... 15 for 1.5): 1.0
-    prints actions as they were written, 1.2 and later in OpenFlow 1.3's
-    spelling, and 1.3 and later show flags. ``stats`` is false for
+    ``version`` is the OpenFlow version (10 for 1.0 ... 15 for 1.5): the
+    actions are printed as they come back over it
+    (:func:`pyvswitch.ofproto.actions_wire.format_actions`), and 1.3 and
+    later show flags. ``stats`` is false for
     ``--no-stats``. ``nicira`` says the dump used Open vSwitch's own flow
     statistics message, which carries idle and hard ages: ovs-ofctl uses it
     for an OpenFlow 1.0 dump printed straight from the reply (no sorting,
@@ -117,11 +129,9 @@ def _ages(rule: Rule, now: float, style: DumpStyle) -> list[str]:
 
 
 def _actions(rule: Rule, style: DumpStyle) -> str:
-    if style.version == OF10:
-        return format_actions_as_written(rule.actions, style.port_names)
     if style.version == OF11:
-        raise ValueError("OpenFlow 1.1's action spelling is not supported")
-    return format_actions(rule.actions, style.port_names)
+        raise ValueError("OpenFlow 1.1's flow statistics are not supported")
+    return format_actions(rule.actions, style.port_names, version=style.version, match=rule.match)
 
 
 def flow_text(rule: Rule) -> str:

@@ -17,15 +17,17 @@ from pyvswitch.flow.layout import FIELDS
 from pyvswitch.flow.ofp_text import format_flow
 from pyvswitch.ofproto.actions import OFPP_LOCAL
 from pyvswitch.ofproto.bridge import Bridge, OfPort
+from pyvswitch.ofproto.capture_points import CapturePoints
 from pyvswitch.ofproto.table import OFP_DEFAULT_PRIORITY, Rule
 from pyvswitch.ofproto.xlate import XlateResult, megaflow_text, translate
 
 if TYPE_CHECKING:
     import random
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Sequence
 
     from pyvswitch.flow.match import Match
     from pyvswitch.ofproto.actions import Action
+    from pyvswitch.ofproto.mirror import Mirror, MirrorStats
 
 
 class OfprotoError(ValueError):
@@ -46,6 +48,8 @@ class Ofproto:
         self.dirty_tags: set[object] = set()
         #: Called with a bridge's name when rules of it expire (the daemon saves them).
         self.on_rules_expired: Callable[[str], None] | None = None
+        #: Patch ports someone captures on (see capture_points.py).
+        self.capture_points = CapturePoints()
 
     # -- configuration ------------------------------------------------------------
 
@@ -120,6 +124,26 @@ class Ofproto:
             del self._odp_to_port[port.odp_port]
         self.need_revalidate = True
 
+    def set_mirrors(self, bridge_name: str, mirrors: Sequence[Mirror]) -> list[str]:
+        """Give a bridge these mirrors, replacing its others; returns why any were refused.
+
+        A mirror that keeps its identity keeps its counters, as in Open vSwitch.
+        """
+        bridge = self._bridge(bridge_name)
+        before = bridge.mirrors.configs()
+        bridge.mirrors, refused = bridge.mirrors.reconfigure(mirrors)
+        if bridge.mirrors.configs() != before:
+            self.need_revalidate = True
+        return refused
+
+    def mirror_stats(self) -> dict[str, MirrorStats]:
+        """Every running mirror's counters, by its identity (``Mirror.key``, else its name)."""
+        return {
+            m.mirror.identity: m.stats
+            for bridge in self.bridges.values()
+            for m in bridge.mirrors.active
+        }
+
     def find_port(self, name: str) -> tuple[Bridge, OfPort] | None:
         """The bridge and port called ``name``, in any bridge."""
         for bridge in self.bridges.values():
@@ -127,6 +151,16 @@ class Ofproto:
             if port is not None:
                 return bridge, port
         return None
+
+    def watch_patch(self, name: str) -> None:
+        """A capture attaches to patch port ``name``: cached flows crossing it must report."""
+        if self.capture_points.watch(name):
+            self.need_revalidate = True
+
+    def unwatch_patch(self, name: str) -> None:
+        """A capture on patch port ``name`` ends; the last one takes the actions away."""
+        if self.capture_points.unwatch(name):
+            self.need_revalidate = True
 
     def _bridge(self, name: str) -> Bridge:
         try:

@@ -45,6 +45,7 @@ from pyvswitch.flow.layout import FIELDS, VLAN_CFI
 from pyvswitch.flow.match import Match
 from pyvswitch.flow.ofp_text import META_FIELDS, format_flow, format_match
 from pyvswitch.ofproto import actions as ofp
+from pyvswitch.ofproto import mirror
 from pyvswitch.ofproto.actions_text import format_actions_as_written
 from pyvswitch.ofproto.bridge import PatchRx, PatchTx
 from pyvswitch.packet.addr import mac_to_str
@@ -143,6 +144,8 @@ class _Ctx:
         self.sent: set[tuple[int, int]] = set()
         self.tags: set[object] = set()
         self.stopped = False
+        #: The mirror destinations that got a copy in the current bridge (mirror.py).
+        self.mirrors: set[mirror.Destination] = set()
 
     # -- wildcards ------------------------------------------------------------
 
@@ -179,7 +182,10 @@ class _Ctx:
         self._put(self.act_col + 1, f">>>> {text} <<<<")
 
     def error(self, text: str) -> None:
-        """Why the packet goes no further, as OVS marks it (``>> ...``)."""
+        """A warning of the translation, as OVS marks it (``>> ...``).
+
+        Why the packet goes no further, or an action that does nothing.
+        """
         self._put(self.act_col + 1, f">> {text}")
 
 
@@ -214,7 +220,7 @@ def translate(
             "-" * len(f'bridge("{bridge.name}")'),
         ]
     try:
-        _lookup_and_run(ctx, 0, flow.in_port)
+        _lookup_and_run(ctx, 0, flow.in_port, ingress=True)
     except XlateError as exc:
         error = str(exc)
         ctx.odp.clear()
@@ -230,8 +236,14 @@ def translate(
     )
 
 
-def _lookup_and_run(ctx: _Ctx, table_id: int, in_port: int, is_last: bool = True) -> None:
-    """Look ``ctx.flow`` up in ``table_id`` (as if from ``in_port``) and run the rule."""
+def _lookup_and_run(
+    ctx: _Ctx, table_id: int, in_port: int, is_last: bool = True, *, ingress: bool = False
+) -> None:
+    """Look ``ctx.flow`` up in ``table_id`` (as if from ``in_port``) and run the rule.
+
+    ``ingress``: the first lookup of a packet entering the switch, after which
+    mirrors copy it (or drop it, if it arrived on a mirror's output port).
+    """
     ctx.depth += 1
     if ctx.depth > MAX_DEPTH:
         ctx.rule_line("Translation failed (Recursion too deep)")
@@ -245,13 +257,17 @@ def _lookup_and_run(ctx: _Ctx, table_id: int, in_port: int, is_last: bool = True
         ctx.consult(consulted)
         if rule is None:
             ctx.rule_line(f"{table_id:2d}. No match.")
-            ctx.action_line("drop")
+            if ingress:
+                mirror.ingress(ctx, _mirror_copy)
+            _run_actions(ctx, (), is_last)
             return
         prio = f"priority {rule.priority}"
         match = format_match(rule.match)
         cookie = f", cookie {rule.cookie:#x}" if rule.cookie else ""
         ctx.rule_line(f"{table_id:2d}. {match + ', ' if match else ''}{prio}{cookie}")
         ctx.sinks.append(rule)
+        if ingress:
+            mirror.ingress(ctx, _mirror_copy)
         rule_table = ctx.table_id
         ctx.table_id = table_id
         _run_actions(ctx, rule.actions, is_last)
@@ -266,7 +282,8 @@ def _format_action(action: ofp.Action) -> str:
 
 def _run_actions(ctx: _Ctx, actions: tuple[ofp.Action, ...], is_last: bool) -> None:
     if not actions:
-        ctx.action_line("drop")
+        if not ctx.stopped:
+            ctx.action_line("drop")
         return
     for i, action in enumerate(actions):
         if ctx.stopped:
@@ -339,7 +356,30 @@ def _set_meta(ctx: _Ctx, name: str, value: int, mask: int) -> None:
     old = getattr(ctx.flow, storage)
     bit_mask = mask << shift
     setattr(ctx.flow, storage, (old & ~bit_mask) | ((value & mask) << shift))
+    _consult_written(ctx, storage, bit_mask << fld.shift)
     ctx.overwrite(bit_mask << fld.shift)
+
+
+#: Fields whose rewrite Open vSwitch commits as an IP or L4 set action, which
+#: depends on the packet's L4 protocol.
+_IP_SET_FIELDS = frozenset(
+    ("nw_src", "nw_dst", "nw_tos", "nw_ttl", "ipv6_src", "ipv6_dst", "ipv6_label", "tp_src",
+     "tp_dst")
+)  # fmt: skip
+
+
+def _consult_written(ctx: _Ctx, storage: str, bits: int) -> None:
+    """What a set action makes the megaflow match, as Open vSwitch's translation does.
+
+    The bits being written are matched (OVS un-wildcards a field it sets,
+    whether or not the packet leaves afterwards), and for an IP or L4 field
+    the L4 protocol too (what the commit of the set action reads), so that
+    ``ip,actions=mod_nw_dst:...`` gives ``icmp,...,nw_dst=...`` in both
+    switches even when nothing is output.
+    """
+    ctx.consult(bits)
+    if storage in _IP_SET_FIELDS and ctx.flow.dl_type in (0x0800, 0x86DD):
+        ctx.consult_field("nw_proto")
 
 
 def _ref_bits(ref: ofp.FieldRef) -> tuple[str, int, int]:
@@ -367,6 +407,7 @@ def _write_ref(ctx: _Ctx, ref: ofp.FieldRef, value: int) -> None:
     fld = FIELDS[storage]
     old = getattr(ctx.flow, storage)
     setattr(ctx.flow, storage, (old & ~bits) | ((value << at) & bits))
+    _consult_written(ctx, storage, bits << fld.shift)
     ctx.overwrite(bits << fld.shift)
 
 
@@ -440,7 +481,7 @@ def _output(ctx: _Ctx, port: int, last: bool) -> None:
     elif port in (ofp.OFPP_TABLE, ofp.OFPP_NONE):
         ctx.detail(f"-> output to {port:#x} is not supported here")
     elif port == in_port:
-        ctx.detail("-> skipping output to input port")
+        ctx.error("skipping output to input port")
     elif port not in bridge.ports:
         ctx.detail(f"-> output to nonexistent port {port}")
     else:
@@ -458,6 +499,7 @@ def _output_port(ctx: _Ctx, port: OfPort, last: bool) -> None:
         return
     ctx.sent.add(sent)
     ctx.odp.append(OdpOutput(port.odp_port))
+    mirror.egress(ctx, port, _mirror_copy)
 
 
 def _patch_output(ctx: _Ctx, port: OfPort, last: bool) -> None:
@@ -476,6 +518,13 @@ def _patch_output(ctx: _Ctx, port: OfPort, last: bool) -> None:
         return
     ctx.entered.add(entry)
     ctx.sinks += [PatchTx(port.counters), PatchRx(peer.counters)]
+    captured = ctx.ofproto.capture_points.crossing(port.name, peer.name)
+    if captured:
+        # A capture on either end gets the packet as it crosses: what this
+        # bridge made of it so far, committed (see capture_points.py).
+        _commit(ctx)
+        ctx.odp += captured
+    saved_mirrors = mirror.leave_by_patch(ctx, port, _mirror_copy)
     flow = ctx.flow
     saved_flow, saved_overwritten = flow.copy(), ctx.overwritten
     saved_bridge, saved_table = ctx.bridge, ctx.table_id
@@ -497,6 +546,7 @@ def _patch_output(ctx: _Ctx, port: OfPort, last: bool) -> None:
     if ctx.trace is not None:
         ctx.trace += ["", " " * header_col + header, " " * header_col + "-" * len(header)]
     try:
+        mirror.enter_by_patch(ctx, saved_bridge, peer, _mirror_copy)
         _lookup_and_run(ctx, 0, peer.ofport, last)
     finally:
         # The peer's view ends here: the original bridge sees its own flow
@@ -510,6 +560,7 @@ def _patch_output(ctx: _Ctx, port: OfPort, last: bool) -> None:
         ctx.bridge, ctx.table_id = saved_bridge, saved_table
         ctx.line_col, ctx.act_col = saved_cols
         ctx.stopped = False
+        ctx.mirrors = saved_mirrors
 
 
 def _commit(ctx: _Ctx) -> None:
@@ -537,6 +588,11 @@ def _commit(ctx: _Ctx) -> None:
             # A set action on an IP or L4 header depends on which header it is.
             ctx.consult_field("nw_proto")
         header = _header(flow, name)
+        if header in ("ipv4", "ipv6") and not flow.nw_proto:
+            # Open vSwitch commits no IP set action for a packet whose L4
+            # protocol is 0 (commit_set_nw_action() returns first): the
+            # rewrite is in the flow, not in the packet.
+            continue
         if name == "nw_tos":
             # DSCP and ECN are set separately (mod_nw_tos, mod_nw_ecn): only
             # the bits an action wrote are set, as OVS's masked set does.
@@ -623,6 +679,34 @@ def _input_vlan(ctx: _Ctx, port: OfPort) -> int | None:
     return vid
 
 
+ARP_BROADCAST = (1 << 48) - 1
+
+
+def _check_gratuitous_arp(ctx: _Ctx) -> bool:
+    """Whether the packet is a gratuitous ARP, consulting what Open vSwitch consults.
+
+    NORMAL asks this of every packet before learning (OVS's
+    is_gratuitous_arp()): for a broadcast ARP it reads the opcode and, for a
+    request, both addresses, so those fields are in the megaflow. The answer
+    matters to OVS only for MACs learned on bonds, which pyvswitch does not
+    run; the fields it reads are what keeps our megaflows equal to OVS's.
+    """
+    flow = ctx.flow
+    if flow.dl_type != 0x0806:
+        return False
+    ctx.consult_field("dl_dst")
+    if flow.dl_dst != ARP_BROADCAST:
+        return False
+    ctx.consult_field("nw_proto")
+    if flow.nw_proto == 2:  # a reply to everyone
+        return True
+    if flow.nw_proto == 1:
+        ctx.consult_field("nw_src")
+        ctx.consult_field("nw_dst")
+        return flow.nw_src == flow.nw_dst
+    return False
+
+
 def _normal(ctx: _Ctx, last: bool) -> None:
     bridge, flow = ctx.bridge, ctx.flow
     in_port = bridge.ports.get(flow.in_port)
@@ -632,10 +716,13 @@ def _normal(ctx: _Ctx, last: bool) -> None:
     # The MACs are looked at before the VLAN check, as in Open vSwitch.
     ctx.consult_field("dl_src")
     ctx.consult_field("dl_dst")
+    if mirror.normal_drops_input(ctx, in_port):
+        return
     vlan = _input_vlan(ctx, in_port)
     if vlan is None:
         return
     src, dst = flow.dl_src, flow.dl_dst
+    _check_gratuitous_arp(ctx)
     if (
         ctx.may_learn
         and not src >> 40 & 1
@@ -659,7 +746,7 @@ def _normal(ctx: _Ctx, last: bool) -> None:
         ctx.detail("-> no learned MAC for destination, flooding")
         for p in list(bridge.ports):
             port = bridge.ports[p]
-            if p != in_port.ofport and port.carries(vlan):
+            if p != in_port.ofport and port.carries(vlan) and not mirror.is_reserved(bridge, port):
                 _normal_output(ctx, port, vlan)
         return
     if out == in_port.ofport:
@@ -672,8 +759,14 @@ def _normal(ctx: _Ctx, last: bool) -> None:
     _normal_output(ctx, learned, vlan, last)
 
 
-def _normal_output(ctx: _Ctx, port: OfPort, vlan: int, last: bool = False) -> None:
-    """Output in ``vlan`` to ``port``, tagged or not as the port's mode says."""
+def _normal_output(
+    ctx: _Ctx, port: OfPort, vlan: int, last: bool = False, *, nested: bool = False
+) -> None:
+    """Output in ``vlan`` to ``port``, tagged or not as the port's mode says.
+
+    ``nested``: a patch crossing this output makes prints nested under the
+    current action in the trace, not as a continuation of the table.
+    """
     flow = ctx.flow
     saved = tuple(getattr(flow, n) for n in _VLAN_FIELDS)
     saved_over = ctx.overwritten
@@ -697,10 +790,15 @@ def _normal_output(ctx: _Ctx, port: OfPort, vlan: int, last: bool = False) -> No
     # A crossing that NORMAL makes prints as a continuation of this table, as
     # Open vSwitch's trace shows it, whether or not more ports follow.
     del last
-    _output_port(ctx, port, last=True)
+    _output_port(ctx, port, last=not nested)
     for name, value in zip(_VLAN_FIELDS, saved, strict=True):
         setattr(flow, name, value)
     ctx.overwritten = saved_over
+
+
+def _mirror_copy(ctx: _Ctx, port: OfPort, vlan: int) -> None:
+    """How a mirror sends its copy (mirror.py): as NORMAL would, nested in the trace as in OVS."""
+    _normal_output(ctx, port, vlan, nested=True)
 
 
 def mac_tag(bridge: Bridge, vlan: int, mac: int) -> tuple[str, str, int, int]:

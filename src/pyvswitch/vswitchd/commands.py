@@ -1,20 +1,20 @@
 """The daemon's control commands, as ovs-appctl knows them from ovs-vswitchd.
 
-``dpif/show``, ``dpif/dump-flows``, ``dpctl/dump-flows``, ``dpctl/del-flows``,
+``dpif/show``, ``dpctl/del-flows`` (the other ``dpctl/`` commands,
+``dpif/dump-flows`` and ``ofproto/list`` are :mod:`pyvswitch.vswitchd.dpctl`'s),
 ``ofproto/trace``, ``fdb/show``, ``fdb/flush``, ``netdev-dummy/receive``,
 ``time/stop``, ``time/warp``, the ``vlog/`` commands and ``exit``, with Open
-vSwitch's output layouts and messages.
+vSwitch's output layouts and messages; and our own ``capture/show``.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pyvswitch.dpif.datapath import format_megaflow
-from pyvswitch.flow.layout import FIELDS
 from pyvswitch.flow.match import FlowParseError
 from pyvswitch.flow.odp_text import compose_packet, parse_odp_flow
 from pyvswitch.netdev.dummy import DummyNetdev
+from pyvswitch.vswitchd.dpctl import register_dpctl_commands
 from pyvswitch.vswitchd.ofctl_commands import register_ofctl_commands
 from pyvswitch.vswitchd.oftrace import USAGE as TRACE_USAGE
 from pyvswitch.vswitchd.oftrace import trace
@@ -23,7 +23,6 @@ from pyvswitch.vswitchd.unixctl import UNLIMITED, UnixctlError, UnixctlServer
 from pyvswitch.vswitchd.vlog import installed, register_vlog_commands
 
 if TYPE_CHECKING:
-    from pyvswitch.dpif.datapath import Megaflow
     from pyvswitch.vswitchd.daemon import Daemon, Datapath
 
 OFPP_LOCAL = 0xFFFE
@@ -33,10 +32,7 @@ async def register_commands(daemon: Daemon) -> UnixctlServer:
     """Start the control socket with the daemon's commands on it."""
     server = UnixctlServer()
     server.register("dpif/show", "", 0, 0, lambda _args: dpif_show(daemon))
-    server.register(
-        "dpif/dump-flows", "bridge", 1, 1, lambda args: dpif_dump_flows(daemon, args[0])
-    )
-    server.register("dpctl/dump-flows", "[dp]", 0, 1, lambda args: dump_flows(daemon, args))
+    register_dpctl_commands(daemon, server)
     server.register("dpctl/del-flows", "[dp]", 0, 1, lambda args: del_flows(daemon, args))
     server.register("ofproto/trace", TRACE_USAGE, 1, UNLIMITED, lambda args: trace(daemon, args))
     server.register("fdb/show", "bridge", 1, 1, lambda args: fdb_show(daemon, args[0]))
@@ -44,7 +40,8 @@ async def register_commands(daemon: Daemon) -> UnixctlServer:
     server.register(
         "netdev-dummy/receive", "name packet|flow...", 2, 2, lambda args: receive(daemon, args)
     )
-    server.register("exit", "", 0, 0, lambda _args: _exit(daemon))
+    server.register("exit", "[--cleanup]", 0, 1, lambda _args: _exit(daemon))
+    server.register("capture/show", "", 0, 0, lambda _args: daemon.capture.show())
     register_timeval_commands(server, daemon.clock, daemon.run_once)
     vlog = installed()
     if vlog is not None:
@@ -55,6 +52,10 @@ async def register_commands(daemon: Daemon) -> UnixctlServer:
 
 
 def _exit(daemon: Daemon) -> str:
+    # Open vSwitch's --cleanup also removes the datapath and the devices it
+    # made; pvs-vswitchd always removes the devices it made when it exits
+    # (the datapath lives in the process), so --cleanup changes nothing.
+    # Another argument is ignored, as in Open vSwitch.
     daemon.stop.set()
     return ""
 
@@ -94,26 +95,6 @@ def _one_datapath(daemon: Daemon, args: list[str]) -> Datapath:
     raise UnixctlError(
         f"pvs-vswitchd: {reason}\npvs-vswitchd: datapath not found (Invalid argument)"
     )
-
-
-def _flow_lines(flows: list[Megaflow], now: float) -> str:
-    return "".join(format_megaflow(flow, now) + "\n" for flow in flows)
-
-
-def dump_flows(daemon: Daemon, args: list[str]) -> str:
-    """``dpctl/dump-flows [DP]``: every megaflow of one datapath."""
-    return _flow_lines(_one_datapath(daemon, args).ofp.datapath.flows(), daemon.clock())
-
-
-def dpif_dump_flows(daemon: Daemon, name: str) -> str:
-    """``dpif/dump-flows BRIDGE``: the megaflows of packets that enter by the bridge's ports."""
-    for dp in daemon.datapaths.values():
-        bridge = dp.ofp.bridges.get(name)
-        if bridge is not None:
-            ports = {p.odp_port for p in bridge.ports.values() if p.odp_port is not None}
-            flows = [f for f in dp.ofp.datapath.flows() if FIELDS["in_port"].get(f.key) in ports]
-            return _flow_lines(flows, daemon.clock())
-    raise UnixctlError("no such bridge")
 
 
 def del_flows(daemon: Daemon, args: list[str]) -> str:

@@ -9,12 +9,15 @@ in the database is removed, deletions first, as Open vSwitch's
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pyvswitch.ofproto.mirror import Mirror
+
 if TYPE_CHECKING:
     import uuid
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Set
 
     from pyvswitch.ovsdb.database import Database
 
@@ -55,6 +58,20 @@ class PortConfig:
 
 
 @dataclass(frozen=True)
+class MirrorConfig:
+    """One Mirror row of a bridge, its port references as Port names (in UUID order)."""
+
+    uuid: uuid.UUID
+    name: str
+    select_all: bool
+    select_src_port: tuple[str, ...]
+    select_dst_port: tuple[str, ...]
+    select_vlan: tuple[int, ...]
+    output_port: str | None
+    output_vlan: int | None
+
+
+@dataclass(frozen=True)
 class BridgeConfig:
     """One Bridge row."""
 
@@ -62,6 +79,7 @@ class BridgeConfig:
     datapath_type: str
     fail_mode: str
     ports: tuple[PortConfig, ...] = field(default=())
+    mirrors: tuple[MirrorConfig, ...] = field(default=())
 
 
 def _scalar(datum: tuple[Any, ...]) -> Any:
@@ -78,6 +96,7 @@ def read_config(db: Database) -> tuple[list[BridgeConfig], int]:
     bridges_rows = db.rows("Bridge")
     ports_rows = db.rows("Port")
     iface_rows = db.rows("Interface")
+    mirror_rows = db.rows("Mirror")
     bridges = []
     for bridge_uuid in root["bridges"]:
         row = bridges_rows.get(bridge_uuid)
@@ -94,6 +113,11 @@ def read_config(db: Database) -> tuple[list[BridgeConfig], int]:
                 datapath_type=str(_scalar(row["datapath_type"]) or ""),
                 fail_mode=str(_scalar(row["fail_mode"]) or "standalone"),
                 ports=tuple(sorted(ports, key=lambda p: p.name)),
+                mirrors=tuple(
+                    _mirror_config(m, mirror_rows[m], ports_rows)
+                    for m in sorted(row["mirrors"])
+                    if m in mirror_rows
+                ),
             )
         )
     return sorted(bridges, key=lambda b: b.name), next_cfg
@@ -117,6 +141,72 @@ def _port_configs(port: Mapping[str, Any], iface_rows: Mapping[Any, Any]) -> lis
         )
         for iface_uuid in members
     ]
+
+
+def _mirror_config(
+    mirror_uuid: uuid.UUID, mirror: Mapping[str, Any], ports_rows: Mapping[Any, Any]
+) -> MirrorConfig:
+    def names(column: str) -> tuple[str, ...]:
+        # Port references are weak: the database drops those to deleted ports.
+        return tuple(str(_scalar(ports_rows[p]["name"])) for p in sorted(mirror[column]))
+
+    output = names("output_port")
+    return MirrorConfig(
+        uuid=mirror_uuid,
+        name=str(_scalar(mirror["name"])),
+        select_all=bool(_scalar(mirror["select_all"])),
+        select_src_port=names("select_src_port"),
+        select_dst_port=names("select_dst_port"),
+        select_vlan=tuple(sorted(int(v) for v in mirror["select_vlan"])),
+        output_port=output[0] if output else None,
+        output_vlan=_opt_int(mirror["output_vlan"]),
+    )
+
+
+def mirror_settings(
+    bridge: str, cfg: MirrorConfig, ports: Set[str]
+) -> tuple[Mirror | None, list[tuple[int, str]]]:
+    """The mirror ofproto runs for ``cfg`` in a bridge with ``ports``, or None.
+
+    Also the messages ovs-vswitchd logs about it, with their levels: a mirror
+    with no output, or whose output port is not in the bridge, is ignored; one
+    with both an output port and an output VLAN uses the port; selected ports
+    that are not in the bridge are left out.
+    """
+    where = f"bridge {bridge}: mirror {cfg.name}"
+    messages: list[tuple[int, str]] = []
+    if cfg.output_port is not None:
+        if cfg.output_port not in ports:
+            return None, [(logging.ERROR, f"{where} outputs to port not on bridge")]
+        if cfg.output_vlan is not None:
+            messages.append(
+                (
+                    logging.ERROR,
+                    f"{where} specifies both output port and output vlan; ignoring output vlan",
+                )
+            )
+    elif cfg.output_vlan is None:
+        return None, [(logging.ERROR, f"{where} does not specify output; ignoring")]
+    selected: dict[str, frozenset[str]] = {}
+    for column in ("select_src_port", "select_dst_port"):
+        names = () if cfg.select_all else getattr(cfg, column)
+        messages += [
+            (logging.WARNING, f"{where} cannot match on nonexistent port {name}")
+            for name in names
+            if name not in ports
+        ]
+        selected[column] = frozenset(name for name in names if name in ports)
+    mirror = Mirror(
+        cfg.name,
+        select_all=cfg.select_all,
+        select_src_port=selected["select_src_port"],
+        select_dst_port=selected["select_dst_port"],
+        select_vlan=frozenset(cfg.select_vlan),
+        output_port=cfg.output_port,
+        output_vlan=None if cfg.output_port is not None else cfg.output_vlan,
+        key=str(cfg.uuid),
+    )
+    return mirror, messages
 
 
 def _interface_config(iface_uuid: uuid.UUID, iface: Mapping[str, Any]) -> InterfaceConfig:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import os
@@ -37,10 +38,18 @@ from pyvswitch.ofproto.flow_cmd import set_fail_mode
 from pyvswitch.ofproto.ofproto import Ofproto, OfprotoError
 from pyvswitch.ovsdb.journal import JournalError
 from pyvswitch.ovsdb.server import OvsdbServer, open_database
-from pyvswitch.vswitchd.config import BridgeConfig, InterfaceConfig, PortConfig, read_config
+from pyvswitch.vswitchd.capture import SOCKET_NAME as CAPTURE_SOCKET
+from pyvswitch.vswitchd.capture import CaptureServer
+from pyvswitch.vswitchd.config import (
+    BridgeConfig,
+    InterfaceConfig,
+    PortConfig,
+    mirror_settings,
+    read_config,
+)
 from pyvswitch.vswitchd.daemonize import DaemonizeError, Detacher, Pidfile, absolute_pidfile
 from pyvswitch.vswitchd.flowstore import FLOWS_FILE, FlowStore, FlowStoreError
-from pyvswitch.vswitchd.status import stats_interval_ms, status_updates
+from pyvswitch.vswitchd.status import mirror_statistics_updates, stats_interval_ms, status_updates
 from pyvswitch.vswitchd.timeval import Clock
 from pyvswitch.vswitchd.vlog import CONSOLE, OFF, Vlog, VlogError
 
@@ -144,6 +153,8 @@ class Daemon:
         self.clock = Clock()
         self._stats_interval_ms = 0
         self._stats_due = float("-inf")
+        #: pvs-tcpdump's way in (capture.sock): captures on any port.
+        self.capture = CaptureServer(self)
 
     # -- reconciliation --------------------------------------------------------------
 
@@ -193,6 +204,7 @@ class Daemon:
                 if port.name not in have:
                     results[port.interface.uuid] = self._add_port(bridge, port)
                 added.append(port)
+            self._configure_mirrors(running, bridge)
             self.running[bridge.name] = bridge
         # A bridge that has left the database takes its saved rules with it:
         # a new bridge of the same name starts afresh.
@@ -238,9 +250,7 @@ class Daemon:
         bridge = dp.ofp.bridges[running.name]
         set_fail_mode(bridge, fail_mode, self.clock())
         dp.ofp.need_revalidate = True
-        self.running[running.name] = BridgeConfig(
-            running.name, running.datapath_type, fail_mode, running.ports
-        )
+        self.running[running.name] = dataclasses.replace(running, fail_mode=fail_mode)
         self._save_flows(running.name)
 
     def _save_flows(self, name: str) -> None:
@@ -309,9 +319,7 @@ class Daemon:
         else:
             netdev_close(dev)  # a patch port is configuration only
         running = self.running[bridge.name]
-        self.running[bridge.name] = BridgeConfig(
-            running.name, running.datapath_type, running.fail_mode, (*running.ports, port)
-        )
+        self.running[bridge.name] = dataclasses.replace(running, ports=(*running.ports, port))
         return ofport.ofport, None
 
     def _del_port(self, bridge: BridgeConfig, port: PortConfig) -> None:
@@ -323,12 +331,37 @@ class Daemon:
                 self._close_device(dp, ofport.odp_port)
             dp.ofp.del_port(bridge.name, port.name)
         running = self.running[bridge.name]
-        self.running[bridge.name] = BridgeConfig(
-            running.name,
-            running.datapath_type,
-            running.fail_mode,
-            tuple(p for p in running.ports if p.name != port.name),
+        self.running[bridge.name] = dataclasses.replace(
+            running, ports=tuple(p for p in running.ports if p.name != port.name)
         )
+
+    def _configure_mirrors(self, before: BridgeConfig, bridge: BridgeConfig) -> None:
+        """Give a bridge the mirrors of its row (``before``: as it ran until now).
+
+        As ovs-vswitchd, this is done on every change to the database, and
+        what it logs about a mirror it ignores or trims is logged each time.
+        """
+        if not (before.mirrors or bridge.mirrors):
+            return
+        ofp = self._datapath(bridge).ofp
+        ports = {p.name for p in ofp.bridges[bridge.name].ports.values()}
+        mirrors = []
+        for cfg in bridge.mirrors:
+            mirror, messages = mirror_settings(bridge.name, cfg, ports)
+            for level, text in messages:
+                log.log(level, "%s", text)
+            if mirror is not None:
+                mirrors.append(mirror)
+        for text in ofp.set_mirrors(bridge.name, mirrors):
+            log.warning("%s", text)
+
+    def _mirror_statistics(self) -> dict[str, tuple[int, int]]:
+        """(packets, bytes) each running mirror sent, by the UUID of its row."""
+        return {
+            key: (stats.tx_packets, stats.tx_bytes)
+            for dp in self.datapaths.values()
+            for key, stats in dp.ofp.mirror_stats().items()
+        }
 
     def _close_device(self, dp: Datapath, odp: int) -> None:
         dev = dp.devices.pop(odp)
@@ -413,6 +446,8 @@ class Daemon:
         if statistics:
             self._stats_due = now + interval / 1000
         ops = status_updates(self.server.db, self._running_interfaces(), statistics=statistics)
+        if statistics:
+            ops += mirror_statistics_updates(self.server.db, self._mirror_statistics())
         if ops:
             log.debug("writing back the status of %d interfaces", len(ops))
             self._transact_own(ops, "interface status")
@@ -476,6 +511,7 @@ class Daemon:
         unixctl = None
         try:
             unixctl = await register_commands(self)
+            await self.capture.listen(self.rundir / CAPTURE_SOCKET)
             for sig in (signal.SIGTERM, signal.SIGINT):
                 self.loop.add_signal_handler(sig, self.stop.set)
             self.reconcile()
@@ -487,6 +523,7 @@ class Daemon:
             periodic.cancel()
         finally:
             # Also after a failed start: no socket is left behind.
+            await self.capture.close()
             if unixctl is not None:
                 await unixctl.close()
             await self.server.close()

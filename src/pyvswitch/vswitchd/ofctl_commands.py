@@ -10,7 +10,10 @@ would print (its messages without the ``ovs-ofctl:`` prefix for errors)::
     ofctl/del-flows [OPTIONS] BRIDGE [FLOW]
     ofctl/replace-flows [OPTIONS] BRIDGE TEXT
     ofctl/dump-flows [OPTIONS] BRIDGE [FLOW]
+    ofctl/dump-aggregate [OPTIONS] BRIDGE [FLOW]
     ofctl/dump-ports [OPTIONS] BRIDGE [PORT]
+    ofctl/dump-ports-desc [OPTIONS] BRIDGE [PORT]
+    ofctl/dump-tables [OPTIONS] BRIDGE
     ofctl/show [OPTIONS] BRIDGE
 
 OPTIONS come first and end with ``--`` or the first other word:
@@ -20,7 +23,9 @@ OpenFlow10), ``--strict``, ``--no-stats``, ``--names`` / ``--no-names``
 ``--rsort[=FIELD]`` and ``--file=NAME`` (what errors in TEXT are reported
 against, ``NAME:LINE: message``).
 
-Flows are read with the bridge's port names (``in_port=p1``, ``output:p2``).
+Flows are read with the bridge's port names (``in_port=p1``, ``output:p2``),
+and their actions are kept as they arrive over the OpenFlow version given
+(:func:`pyvswitch.ofproto.flow_cmd.carried`).
 A change is applied whole or not at all, and the bridge's rules are saved
 (:mod:`pyvswitch.vswitchd.flowstore`) before the reply, so a rule the client
 was told about survives a restart of the daemon.
@@ -35,6 +40,7 @@ from typing import TYPE_CHECKING
 from pyvswitch.flow.match import FlowParseError
 from pyvswitch.flow.ofp_text import META_FIELDS, PORT_NAMES
 from pyvswitch.ofproto.actions import OFPP_LOCAL, OFPP_MAX
+from pyvswitch.ofproto.actions_wire import OF12, check_version
 from pyvswitch.ofproto.flow_cmd import (
     ADD,
     DELETE,
@@ -47,6 +53,7 @@ from pyvswitch.ofproto.flow_cmd import (
     FlowCommandError,
     all_or_nothing,
     apply_commands,
+    carried,
     parse_flow_command,
     parse_flow_line,
     replace_flows,
@@ -56,6 +63,7 @@ from pyvswitch.ofproto.flow_dump import (
     OF10,
     OF11,
     OF13,
+    OF15,
     VERSIONS,
     DumpStyle,
     flow_reply_header,
@@ -86,7 +94,10 @@ def register_ofctl_commands(daemon: Daemon, server: UnixctlServer) -> None:
         ("del-flows", "bridge [flow]", 1, _del_flows),
         ("replace-flows", "bridge text", 2, _replace_flows),
         ("dump-flows", "bridge [flow]", 1, _dump_flows),
+        ("dump-aggregate", "bridge [flow]", 1, _dump_aggregate),
         ("dump-ports", "bridge [port]", 1, _dump_ports),
+        ("dump-ports-desc", "bridge [port]", 1, _dump_ports_desc),
+        ("dump-tables", "bridge", 1, _dump_tables),
         ("show", "bridge", 1, _show),
     ]
     for name, usage, needed, handler in commands:
@@ -170,13 +181,14 @@ def _port_names(bridge: Bridge) -> dict[str, int]:
     return {port.name: port.ofport for port in bridge.ports.values()}
 
 
-def _parse(text: str, command: str, bridge: Bridge) -> FlowCommand:
+def _parse(text: str, command: str, bridge: Bridge, version: int = OF10) -> FlowCommand:
+    """One flow of a command line, as the switch receives it over ``version``."""
     try:
         parsed = parse_flow_command(text, command, _port_names(bridge))
         _check_table(parsed)
+        return carried(parsed, version)
     except FlowParseError as exc:
         raise UnixctlError(str(exc)) from None
-    return parsed
 
 
 def _check_table(command: FlowCommand) -> None:
@@ -185,8 +197,14 @@ def _check_table(command: FlowCommand) -> None:
         raise FlowParseError(f"OFPBRC_EPERM: table {HIDDEN_TABLE} is read-only")
 
 
-def _parse_file(text: str, name: str, bridge: Bridge, *, replace: bool) -> list[FlowCommand]:
-    """Every flow of a flows file (``#`` starts a comment; blank lines are skipped)."""
+def _parse_file(
+    text: str, name: str, bridge: Bridge, version: int, *, replace: bool
+) -> list[FlowCommand]:
+    """Every flow of a flows file (``#`` starts a comment; blank lines are skipped).
+
+    add-flows lines come as the switch receives them over ``version``;
+    replace-flows lines as written, for :func:`replace_flows` to compare.
+    """
     names = _port_names(bridge)
     commands = []
     for number, raw in enumerate(text.split("\n"), 1):
@@ -196,9 +214,11 @@ def _parse_file(text: str, name: str, bridge: Bridge, *, replace: bool) -> list[
         try:
             # replace-flows reads flows to add; add-flows lines may start
             # with another command (delete, modify...).
-            command = (
-                parse_flow_command(line, ADD, names) if replace else parse_flow_line(line, names)
-            )
+            if replace:
+                command = parse_flow_command(line, ADD, names)
+                check_version(command.spec.actions, version)
+            else:
+                command = carried(parse_flow_line(line, names), version)
             _check_table(command)
         except FlowParseError as exc:
             raise UnixctlError(f"{name}:{number}: {exc}") from None
@@ -240,19 +260,21 @@ def _apply(
 
 def _add_flow(daemon: Daemon, request: _Request) -> str:
     dp, bridge = _bridge(daemon, request.words[0])
-    command = _parse(request.words[1], ADD, bridge)
+    command = _parse(request.words[1], ADD, bridge, request.version)
     return _apply(daemon, dp, bridge, [command], _add_flags(request))
 
 
 def _add_flows(daemon: Daemon, request: _Request) -> str:
     dp, bridge = _bridge(daemon, request.words[0])
-    commands = _parse_file(request.words[1], request.file, bridge, replace=False)
+    commands = _parse_file(request.words[1], request.file, bridge, request.version, replace=False)
     return _apply(daemon, dp, bridge, commands, _add_flags(request))
 
 
 def _mod_flows(daemon: Daemon, request: _Request) -> str:
     dp, bridge = _bridge(daemon, request.words[0])
-    command = _parse(request.words[1], MODIFY_STRICT if request.strict else MODIFY, bridge)
+    command = _parse(
+        request.words[1], MODIFY_STRICT if request.strict else MODIFY, bridge, request.version
+    )
     return _apply(daemon, dp, bridge, [command])
 
 
@@ -265,11 +287,11 @@ def _del_flows(daemon: Daemon, request: _Request) -> str:
 
 def _replace_flows(daemon: Daemon, request: _Request) -> str:
     dp, bridge = _bridge(daemon, request.words[0])
-    commands = _parse_file(request.words[1], request.file, bridge, replace=True)
+    commands = _parse_file(request.words[1], request.file, bridge, request.version, replace=True)
     flags = _add_flags(request)
 
     def change() -> None:
-        replace_flows(bridge, commands, daemon.clock(), add_flags=flags)
+        replace_flows(bridge, commands, daemon.clock(), version=request.version, add_flags=flags)
 
     _commit(daemon, dp, bridge, change)
     return ""
@@ -299,12 +321,32 @@ def _dump_flows(daemon: Daemon, request: _Request) -> str:
     now = daemon.clock()
     lines = [format_flow_stats(rule, now, style) for rule in rules]
     if straight:
-        # The transaction id says how many requests ovs-ofctl sent first:
-        # version negotiation takes two more over OpenFlow 1.0, and reading a
-        # match with port names two more for the port list.
-        xid = (4 if request.version == OF10 else 2) + (4 if text and request.names is None else 0)
-        lines.insert(0, flow_reply_header(request.version, xid))
+        lines.insert(0, flow_reply_header(request.version, _stats_xid(request, text)))
     return "".join(line + "\n" for line in lines)
+
+
+def _stats_xid(request: _Request, flow_text: str) -> int:
+    """The transaction id of a flow or aggregate statistics reply.
+
+    It says how many requests ovs-ofctl sent first: version negotiation takes
+    two more over OpenFlow 1.0, and reading a match with port names (unless
+    --no-names) two more for the port list.
+    """
+    extra = 4 if flow_text and request.names is not False else 0
+    return (4 if request.version == OF10 else 2) + extra
+
+
+def _dump_aggregate(daemon: Daemon, request: _Request) -> str:
+    """``dump-aggregate BRIDGE [FLOW]``: packets, bytes and flows of the selected rules."""
+    _, bridge = _bridge(daemon, request.words[0])
+    text = request.words[1] if len(request.words) > 1 else ""
+    rules = select_rules(bridge, _parse(text, DUMP, bridge))
+    name = "NXST_AGGREGATE reply" if request.version == OF10 else "OFPST_AGGREGATE reply"
+    return (
+        f"{name}{_version_text(request.version)} (xid={_stats_xid(request, text):#x}): "
+        f"packet_count={sum(r.n_packets for r in rules)} "
+        f"byte_count={sum(r.n_bytes for r in rules)} flow_count={len(rules)}\n"
+    )
 
 
 def _version_text(version: int) -> str:
@@ -376,6 +418,98 @@ def _port_stats(dp: Datapath, port: OfPort, name: str | None) -> list[str]:
         f"           tx pkts={v['tx']}, bytes={v['txb']}, drop={v['txd']}, errs={v['txe']}, coll=?"
     )
     return [rx, tx]
+
+
+def _dump_ports_desc(daemon: Daemon, request: _Request) -> str:
+    """``dump-ports-desc BRIDGE [PORT]``: the port descriptions ``show`` prints.
+
+    As in ovs-ofctl, PORT chooses the port only from OpenFlow 1.5 on (earlier
+    versions have no way to ask for one); naming it by name still costs the
+    port list request.
+    """
+    dp, bridge = _bridge(daemon, request.words[0])
+    ports = _ports_in_order(bridge)
+    xid = 2
+    if len(request.words) > 1:
+        wanted, by_name = _port_number(request.words[1], bridge, request)
+        xid += 2 if by_name else 0
+        if request.version >= OF15:
+            ports = [p for p in ports if wanted is None or p.ofport == wanted]
+    lines = [f"OFPST_PORT_DESC reply{_version_text(request.version)} (xid={xid:#x}):"]
+    for port in ports:
+        lines += _port_desc(dp, port, request.version)
+    return "".join(line + "\n" for line in lines)
+
+
+#: What an OpenFlow 1.0 table matches on, as Open vSwitch's tables describe it.
+_OF10_MATCHING = (
+    "exact match or wildcard: in_port eth_{src,dst,type} vlan_{vid,pcp} ip_{src,dst} "
+    "nw_{proto,tos} tcp_{src,dst}"
+)
+_MAX_ENTRIES = 1000000
+
+
+def _dump_tables(daemon: Daemon, request: _Request) -> str:
+    """``dump-tables BRIDGE``: each table's rules, lookups and matches, as ovs-ofctl prints them.
+
+    Table 254 is Open vSwitch's own and is not shown. A table whose counters
+    are those of the table before it is a "ditto", and a run of them is
+    shown as one line, as ovs-ofctl does. OpenFlow 1.1 and 1.2 replies
+    describe each table's features at length and are not supported.
+    """
+    _, bridge = _bridge(daemon, request.words[0])
+    version = request.version
+    if version in (OF11, OF12):
+        raise UnixctlError(
+            f"dump-tables: OpenFlow1{version - OF10} is not supported (use another version)"
+        )
+    # Entries are separated by blank lines: a table, or a run of dittos.
+    entries: list[list[str]] = []
+    previous: tuple[int, int, int] | None = None
+    ditto: list[int] = []
+    for table in bridge.tables[:N_TABLES_SHOWN]:
+        stats = (len(table.rules), table.lookups, table.matched)
+        if stats == previous:
+            ditto.append(table.table_id)
+            continue
+        entries += _ditto(ditto)
+        ditto = []
+        entries.append(_table_stats(table.table_id, stats, version, first=previous is None))
+        previous = stats
+    entries += _ditto(ditto)
+    lines = [f"OFPST_TABLE reply{_version_text(version)} (xid=0x2):"]
+    for i, entry in enumerate(entries):
+        if i:
+            lines.append("")
+        lines += entry
+    return "".join(line + "\n" for line in lines)
+
+
+def _ditto(tables: list[int]) -> list[list[str]]:
+    """The entry for a run of tables like the one before them (none for no run)."""
+    if not tables:
+        return []
+    if len(tables) == 1:
+        return [[f"  table {tables[0]}: ditto"]]
+    return [[f"  tables {tables[0]}...{tables[-1]}: ditto"]]
+
+
+def _table_stats(
+    table_id: int, stats: tuple[int, int, int], version: int, *, first: bool
+) -> list[str]:
+    active, lookups, matched = stats
+    lines = [f"  table {table_id}:", f"    active={active}, lookup={lookups}, matched={matched}"]
+    if version == OF10:
+        # OpenFlow 1.0 describes what every table can do; all of ours are alike.
+        if first:
+            lines += [
+                f"    max_entries={_MAX_ENTRIES}",
+                "    matching:",
+                f"      {_OF10_MATCHING}",
+            ]
+        else:
+            lines.append("    (same features)")
+    return lines
 
 
 _CAPABILITIES = {

@@ -21,7 +21,9 @@ Per kind of interface, as ovs-vswitchd 3.1 writes them:
   the columns are cleared, as Open vSwitch clears them.
 
 ``Open_vSwitch other_config:stats-update-interval`` (milliseconds, at least
-and by default 5000) sets how often statistics are written.
+and by default 5000) sets how often statistics are written. The same timer
+writes each running mirror's ``statistics`` (``tx_packets``, ``tx_bytes``:
+the copies it sent), as ovs-vswitchd does.
 """
 
 from __future__ import annotations
@@ -117,10 +119,29 @@ def status_updates(
     return ops
 
 
-def _update(row_uuid: uuid.UUID, row: dict[str, Any]) -> dict[str, Any]:
+def mirror_statistics_updates(
+    db: Database, sent: Mapping[str, tuple[int, int]]
+) -> list[dict[str, Any]]:
+    """``update`` operations for the Mirror rows whose ``statistics`` changed.
+
+    ``sent`` is (packets, bytes) each running mirror sent, by its row's UUID.
+    As ovs-vswitchd, a mirror that does not run (it was ignored) is left alone.
+    """
+    ops = []
+    for row_uuid, row in db.rows("Mirror").items():
+        counts = sent.get(str(row_uuid))
+        if counts is None:
+            continue
+        wanted = (("tx_bytes", counts[1]), ("tx_packets", counts[0]))
+        if row["statistics"] != wanted:
+            ops.append(_update(row_uuid, {"statistics": _to_json(wanted)}, table="Mirror"))
+    return ops
+
+
+def _update(row_uuid: uuid.UUID, row: dict[str, Any], table: str = "Interface") -> dict[str, Any]:
     return {
         "op": "update",
-        "table": "Interface",
+        "table": table,
         "where": [["_uuid", "==", ["uuid", str(row_uuid)]]],
         "row": row,
     }
