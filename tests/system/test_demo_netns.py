@@ -62,6 +62,11 @@ def test_demo_on_namespaces_tells_the_patch_versus_veth_story() -> None:
     assert (int_tx, int_txb) == (phy_rx, phy_rxb)
     assert (int_rx, int_rxb) == (phy_tx, phy_txb)
     assert int(int_tx) > 0
+    # pvs-tcpdump on the patch port, where no device sees the frames: both
+    # directions, requests in the local VLAN, replies still in the provider's.
+    assert "4 packets captured" in out
+    assert re.search(r"vlan 1, .*ICMP echo request", out)
+    assert re.search(r"vlan 101, .*ICMP echo reply", out)
     # Measured on the iperf3 run: each packet is looked up once across the
     # patch, twice across the veth pair (a kernel trip in between).
     if shutil.which("iperf3"):

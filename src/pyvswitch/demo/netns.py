@@ -346,6 +346,32 @@ class ComputeNode:
             raise DemoError(f"dump-ports printed no counters for eth1: {text}")
         return sum(map(int, counts))
 
+    def capture_on_patch(self) -> str:
+        """What pvs-tcpdump shows on the patch port while vm1 pings the outside.
+
+        No device ever sees these frames (the crossing happens inside the
+        datapath's one megaflow), so tcpdump on the host cannot show them.
+        On the patch, requests carry tenant A's local VLAN (1: NORMAL tags
+        them for the trunk) and replies the provider VLAN (101: br-int's
+        agent flow turns it into 1 only after the crossing). Hence ``vlan and
+        icmp``: tcpdump's ``icmp`` alone does not look inside a VLAN tag.
+        """
+        argv = [
+            "env", f"PVS_RUNDIR={self.sw.rundir}", sys.executable, "-m", "pyvswitch.cli.tcpdump",
+            "-i", "int-br-eth1", "-c", "4", "-n", "-e", "vlan", "and", "icmp",
+        ]  # fmt: skip
+        capture = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        try:
+            time.sleep(1.0)  # the capture attaches before the pings start
+            ping(self.vm_ns["vm1"], TENANTS["A"][3], count=2)
+            out, _ = capture.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            capture.terminate()
+            out, _ = capture.communicate(timeout=10)
+        return out
+
     def icmp_flows(self) -> list[str]:
         return [
             line
@@ -426,6 +452,10 @@ def story(node: ComputeNode) -> dict[str, Outcome]:
             for bridge, port in (("br-int", "int-br-eth1"), ("br-eth1", "phy-br-eth1")):
                 print(f"$ pvs-ofctl dump-ports {bridge} {port}")
                 print(_indent(sw.ofctl("dump-ports", bridge, port)))
+            print(
+                "$ pvs-tcpdump -i int-br-eth1 -c 4 -n -e vlan and icmp   (vm1 pings the outside)"
+            )
+            print(_indent(node.capture_on_patch()))
         tcp = node.measure_tcp()
         print(f"   iperf3 vm1 -> outside, {IPERF_SECONDS} s, one TCP stream: ", end="")
         if tcp is None:
