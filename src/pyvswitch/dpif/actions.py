@@ -10,6 +10,10 @@ megaflow; :func:`pyvswitch.dpif.execute.execute` applies them to frames, and
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyvswitch.packet.tunnel import TunnelHeader
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,4 +87,35 @@ class OdpUserspace:
     pid: int = 0
 
 
-OdpAction = OdpOutput | OdpPushVlan | OdpPopVlan | OdpSetField | OdpSetMasked | OdpUserspace
+@dataclass(frozen=True, slots=True)
+class OdpTnlPush:
+    """Put ``header`` in front of the packet and send it to datapath port ``out_port``.
+
+    OVS's native tunnelling (``tnl_push(tnl_port(N),header(...),out_port(M))``):
+    ``tnl_port`` is the tunnel's own datapath port, ``out_port`` the underlay
+    port the encapsulated packet leaves by. The header's size and tunnel type
+    follow from the header itself.
+    """
+
+    tnl_port: int
+    header: TunnelHeader
+    out_port: int
+
+
+@dataclass(frozen=True, slots=True)
+class OdpTnlPop:
+    """Strip the tunnel header of a packet for tunnel port ``port`` (``tnl_pop(N)``)."""
+
+    port: int
+
+
+OdpAction = (
+    OdpOutput
+    | OdpPushVlan
+    | OdpPopVlan
+    | OdpSetField
+    | OdpSetMasked
+    | OdpUserspace
+    | OdpTnlPush
+    | OdpTnlPop
+)

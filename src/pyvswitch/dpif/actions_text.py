@@ -33,6 +33,7 @@ clears it when pushing). ``userspace()`` keeps its text after the pid as it is.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from pyvswitch.dpif.actions import (
@@ -41,6 +42,8 @@ from pyvswitch.dpif.actions import (
     OdpPushVlan,
     OdpSetField,
     OdpSetMasked,
+    OdpTnlPop,
+    OdpTnlPush,
     OdpUserspace,
 )
 from pyvswitch.dpif.execute import FIELD_HEADERS, field_bits
@@ -52,6 +55,21 @@ from pyvswitch.packet.addr import (
     ip6_to_str,
     mac_to_bytes,
     mac_to_str,
+)
+from pyvswitch.packet.headers import ETH_TYPE_IP, ETH_TYPE_IPV6
+from pyvswitch.packet.tunnel import (
+    GRE,
+    GRE_CSUM,
+    GRE_KEY,
+    GRE_SEQ,
+    VXLAN,
+    Geneve,
+    GeneveOption,
+    OuterIPv4,
+    OuterIPv6,
+    OuterUDP,
+    TunnelError,
+    TunnelHeader,
 )
 
 if TYPE_CHECKING:
@@ -158,6 +176,10 @@ def _format_other(action: OdpAction) -> str:
     if isinstance(action, OdpUserspace):
         rest = f",{action.reason}" if action.reason else ""
         return f"userspace(pid={action.pid}{rest})"
+    if isinstance(action, OdpTnlPush):
+        return format_tnl_push(action)
+    if isinstance(action, OdpTnlPop):
+        return f"tnl_pop({action.port})"
     raise ValueError(f"not a datapath action: {action!r}")
 
 
@@ -346,9 +368,250 @@ def parse_odp_actions(text: str) -> tuple[OdpAction, ...]:
             actions.extend(_parse_set(_call(item, "set")))
         elif item.startswith("userspace("):
             actions.append(_parse_userspace(_call(item, "userspace")))
+        elif item.startswith("tnl_push("):
+            actions.append(parse_tnl_push(_call(item, "tnl_push")))
+        elif item.startswith("tnl_pop("):
+            actions.append(OdpTnlPop(_int(_call(item, "tnl_pop"), "tnl_pop(...)", 0xFFFFFFFF)))
         elif item == "drop":
             raise FlowParseError(f"{text}: drop must be the only action")
         else:
             name = item.partition("(")[0]
             raise FlowParseError(f"{item}: pyvswitch's datapath has no {name!r} action")
     return tuple(actions)
+
+
+# -- tunnel actions -------------------------------------------------------------------
+#
+# tnl_push's header(...) describes the bytes of an outer header field by field,
+# in the fixed order OVS's lib/odp-util.c prints and reads them; size= and
+# type= must agree with the header that follows, as OVS checks. Numbers that
+# OVS prints as 0x%x must be written with 0x; the others are read as C's %i.
+
+
+def _format_tunnel(tunnel: VXLAN | Geneve | GRE) -> str:
+    if isinstance(tunnel, VXLAN):
+        return f"vxlan(flags={tunnel.flags:#x},vni={tunnel.vni:#x})"
+    if isinstance(tunnel, Geneve):
+        bits = ("oam," if tunnel.oam else "") + ("crit," if tunnel.critical else "")
+        opts = "".join(_format_geneve_option(opt) for opt in tunnel.options)
+        return f"geneve({bits}vni={tunnel.vni:#x}" + (f",options({opts})" if opts else "") + ")"
+    text = f"gre((flags={tunnel.flags:#x},proto={tunnel.protocol:#x})"
+    for name, value in (("csum", tunnel.csum), ("key", tunnel.key), ("seq", tunnel.seq)):
+        if value is not None:
+            text += f",{name}={value:#x}"
+    return text + ")"
+
+
+def _format_geneve_option(opt: GeneveOption) -> str:
+    # OVS prints the data as one hexadecimal number without leading zeros.
+    data = ""
+    if opt.data:
+        value = int.from_bytes(opt.data, "big")
+        data = f",{value:#x}" if value else ",0"
+    return f"{{class={opt.opt_class:#x},type={opt.type:#x},len={len(opt.data)}{data}}}"
+
+
+def format_tnl_push(action: OdpTnlPush) -> str:
+    """``tnl_push(tnl_port(N),header(...),out_port(M))`` as OVS 3.1 prints it."""
+    h = action.header
+    ip = h.ip
+    if isinstance(ip, OuterIPv4):
+        ip_text = (
+            f"ipv4(src={ip.src},dst={ip.dst},proto={ip.proto},tos={_c_hex(ip.tos)},"
+            f"ttl={ip.ttl},frag={ip.frag:#x})"
+        )
+    else:
+        ip_text = (
+            f"ipv6(src={ip6_to_str(ip6_to_bytes(ip.src))},dst={ip6_to_str(ip6_to_bytes(ip.dst))},"
+            f"label={ip.label},proto={ip.proto},tclass={ip.tclass:#x},hlimit={ip.hlimit})"
+        )
+    udp = f"udp(src={h.udp.src},dst={h.udp.dst},csum={h.udp.csum:#x})," if h.udp else ""
+    return (
+        f"tnl_push(tnl_port({action.tnl_port}),header(size={h.size},type={h.type},"
+        f"eth(dst={h.eth_dst},src={h.eth_src},dl_type=0x{h.eth_type:04x}),{ip_text},"
+        f"{udp}{_format_tunnel(h.tunnel)}),out_port({action.out_port}))"
+    )
+
+
+def _fields(body: str, names: tuple[str, ...], what: str) -> list[str]:
+    """The values of ``name=value`` items, which must be exactly ``names`` in that order."""
+    items = _split(body) if body else []
+    got = [item.partition("=")[0].strip() for item in items]
+    if tuple(got) != names or not all("=" in item for item in items):
+        raise FlowParseError(f"{what}({body}): expected {'=,'.join(names)}= in this order")
+    return [item.partition("=")[2].strip() for item in items]
+
+
+def _hex(text: str, what: str, bits: int) -> int:
+    """A number OVS reads as ``0x%x``: the 0x is required."""
+    if text[:2].lower() != "0x":
+        raise FlowParseError(f"{text}: {what} must be hexadecimal, starting 0x")
+    return _int(text, what, (1 << bits) - 1)
+
+
+def _named(item: str, name: str) -> str:
+    if not item.startswith(f"{name}("):
+        raise FlowParseError(f"{item}: expected {name}(...)")
+    return _call(item, name)
+
+
+def _address(kind: str, text: str, what: str) -> str:
+    """Check an address and keep it in its printed form."""
+    raw = _parse_address(kind, text, what).to_bytes(16 if kind == "ip6" else 4, "big")
+    return ip6_to_str(raw) if kind == "ip6" else ip4_to_str(raw)
+
+
+def _parse_outer_ip(item: str, eth_type: int) -> OuterIPv4 | OuterIPv6:
+    if eth_type == ETH_TYPE_IP:
+        src, dst, proto, tos, ttl, frag = _fields(
+            _named(item, "ipv4"), ("src", "dst", "proto", "tos", "ttl", "frag"), "ipv4"
+        )
+        return OuterIPv4(
+            _address("ip4", src, "ipv4(src=...)"),
+            _address("ip4", dst, "ipv4(dst=...)"),
+            _int(proto, "ipv4(proto=...)", 0xFF),
+            _int(tos, "ipv4(tos=...)", 0xFF),
+            _int(ttl, "ipv4(ttl=...)", 0xFF),
+            _hex(frag, "ipv4(frag=...)", 16),
+        )
+    if eth_type != ETH_TYPE_IPV6:
+        raise FlowParseError(f"dl_type=0x{eth_type:04x}: a tunnel header is IPv4 or IPv6")
+    src, dst, label, proto, tclass, hlimit = _fields(
+        _named(item, "ipv6"), ("src", "dst", "label", "proto", "tclass", "hlimit"), "ipv6"
+    )
+    return OuterIPv6(
+        _address("ip6", src, "ipv6(src=...)"),
+        _address("ip6", dst, "ipv6(dst=...)"),
+        _int(proto, "ipv6(proto=...)", 0xFF),
+        _hex(tclass, "ipv6(tclass=...)", 8),
+        _int(label, "ipv6(label=...)", 0xFFFFF),
+        _int(hlimit, "ipv6(hlimit=...)", 0xFF),
+    )
+
+
+_GENEVE_OPTION = re.compile(
+    r"\{class=(0x[0-9a-fA-F]+),type=(0x[0-9a-fA-F]+),len=([0-9]+)(?:,(0x[0-9a-fA-F]+|0))?\}"
+)
+
+
+def _parse_geneve_options(text: str) -> tuple[GeneveOption, ...]:
+    options: list[GeneveOption] = []
+    pos = 0
+    while pos < len(text):
+        match = _GENEVE_OPTION.match(text, pos)
+        if match is None:
+            raise FlowParseError(f"{text[pos:]}: expected {{class=0x..,type=0x..,len=N[,0x..]}}")
+        length = int(match[3])
+        if length % 4 or length > 124:  # 31 words of 4 bytes
+            raise FlowParseError(f"len={length}: Geneve option lengths are multiples of 4 to 124")
+        value = int(match[4], 16) if match[4] else 0
+        if value >> (8 * length):
+            raise FlowParseError(f"{match[4]}: more than len={length} bytes of Geneve option data")
+        options.append(
+            GeneveOption(
+                _hex(match[1], "a Geneve option class", 16),
+                _hex(match[2], "a Geneve option type", 8),
+                value.to_bytes(length, "big"),
+            )
+        )
+        pos = match.end()
+    return tuple(options)
+
+
+def _parse_geneve(body: str) -> Geneve:
+    oam = body.startswith("oam,")
+    body = body.removeprefix("oam,")
+    crit = body.startswith("crit,")
+    body = body.removeprefix("crit,")
+    vni_text, _, rest = body.partition(",")
+    if not vni_text.startswith("vni="):
+        raise FlowParseError(f"geneve({body}): expected [oam,][crit,]vni=...")
+    options: tuple[GeneveOption, ...] = ()
+    if rest:
+        options = _parse_geneve_options(_named(rest, "options"))
+    return Geneve(_int(vni_text[4:], "geneve(vni=...)", 0xFFFFFF), options, oam, crit)
+
+
+def _parse_gre(body: str) -> GRE:
+    items = _split(body)
+    flags_text, proto_text = _fields(
+        items[0].removeprefix("(").removesuffix(")"), ("flags", "proto"), "gre("
+    )
+    flags = _hex(flags_text, "gre(flags=...)", 16)
+    if flags & ~(GRE_CSUM | GRE_KEY | GRE_SEQ):
+        raise FlowParseError(f"gre(flags={flags_text}): pyvswitch sends only the C, K and S flags")
+    wanted = tuple(
+        name
+        for bit, name in ((GRE_CSUM, "csum"), (GRE_KEY, "key"), (GRE_SEQ, "seq"))
+        if flags & bit
+    )
+    values = _fields(",".join(items[1:]), wanted, f"gre(flags={flags_text}),")
+    found = dict(zip(wanted, values, strict=True))
+    limits = {"csum": 16, "key": 32, "seq": 32}
+    parsed = {name: _hex(text, f"gre({name}=...)", limits[name]) for name, text in found.items()}
+    return GRE(
+        _hex(proto_text, "gre(proto=...)", 16),
+        parsed.get("key"),
+        parsed.get("seq"),
+        parsed.get("csum"),
+    )
+
+
+def _parse_tunnel(items: list[str]) -> tuple[OuterUDP | None, VXLAN | Geneve | GRE]:
+    if len(items) == 1 and items[0].startswith("gre("):
+        return None, _parse_gre(_call(items[0], "gre"))
+    if len(items) != 2:  # udp(...) then the tunnel header
+        raise FlowParseError(f"{','.join(items)}: expected udp(...),vxlan|geneve(...) or gre(...)")
+    src, dst, csum = _fields(_named(items[0], "udp"), ("src", "dst", "csum"), "udp")
+    udp = OuterUDP(
+        _int(src, "udp(src=...)", 0xFFFF),
+        _int(dst, "udp(dst=...)", 0xFFFF),
+        _hex(csum, "udp(csum=...)", 16),
+    )
+    if items[1].startswith("vxlan("):
+        flags, vni = _fields(_call(items[1], "vxlan"), ("flags", "vni"), "vxlan")
+        return udp, VXLAN(_hex(vni, "vxlan(vni=...)", 24), _hex(flags, "vxlan(flags=...)", 32))
+    return udp, _parse_geneve(_named(items[1], "geneve"))
+
+
+def _parse_header(body: str) -> TunnelHeader:
+    items = _split(body)
+    if len(items) < 4:  # size, type, eth and ip come first
+        raise FlowParseError(f"header({body}): expected size=,type=,eth(...),ip...")
+    size, kind = _fields(",".join(items[:2]), ("size", "type"), "header")
+    dst, src, dl_type = _fields(_named(items[2], "eth"), ("dst", "src", "dl_type"), "eth")
+    eth_type = _hex(dl_type, "eth(dl_type=...)", 16)
+    ip = _parse_outer_ip(items[3], eth_type)
+    udp, tunnel = _parse_tunnel(items[4:])
+    try:
+        header = TunnelHeader(
+            _address_mac(dst, "eth(dst=...)"), _address_mac(src, "eth(src=...)"), ip, udp, tunnel
+        )
+        derived = (header.size, header.type)
+    except TunnelError as exc:
+        raise FlowParseError(f"header(...): {exc}") from None
+    given = (
+        _int(size, "header(size=...)", 0xFFFFFFFF),
+        _int(kind, "header(type=...)", 0xFFFFFFFF),
+    )
+    if given != derived:
+        raise FlowParseError(
+            f"header(size={size},type={kind}): the header described has "
+            f"size={derived[0]},type={derived[1]}"
+        )
+    return header
+
+
+def _address_mac(text: str, what: str) -> str:
+    return mac_to_str(_parse_address("mac", text, what).to_bytes(6, "big"))
+
+
+def parse_tnl_push(body: str) -> OdpTnlPush:
+    """Read the inside of ``tnl_push(...)``; raises :class:`FlowParseError`."""
+    items = _split(body)
+    if len(items) != 3:  # tnl_port, header, out_port
+        raise FlowParseError(f"tnl_push({body}): expected tnl_port(N),header(...),out_port(M)")
+    tnl_port = _int(_named(items[0], "tnl_port"), "tnl_port(...)", 0xFFFFFFFF)
+    header = _parse_header(_named(items[1], "header"))
+    out_port = _int(_named(items[2], "out_port"), "out_port(...)", 0xFFFFFFFF)
+    return OdpTnlPush(tnl_port, header, out_port)

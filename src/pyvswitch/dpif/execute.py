@@ -52,6 +52,8 @@ from pyvswitch.dpif.actions import (
     OdpPushVlan,
     OdpSetField,
     OdpSetMasked,
+    OdpTnlPop,
+    OdpTnlPush,
     OdpUserspace,
 )
 from pyvswitch.packet.checksum import (
@@ -498,6 +500,10 @@ def _compile(actions: Sequence[OdpAction]) -> tuple[list[_Step], bool]:
             steps.append((_POP, 0, b"", None, None))
         elif isinstance(action, OdpUserspace):
             steps.append((_USER, 0, b"", None, action))
+        elif isinstance(action, OdpTnlPush | OdpTnlPop):
+            # Tunnel actions can be read and printed; running them comes with
+            # the tunnel ports (issue 9), and nothing translates to them yet.
+            raise TypeError(f"pyvswitch's datapath does not run {action} yet")
         else:
             steps.append(_compile_set(action))
             sets = True
