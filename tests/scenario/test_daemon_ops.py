@@ -552,3 +552,27 @@ def test_dpctl_needs_a_datapath(tmp_path: Path) -> None:
         result = tool("appctl", tmp_path, "dpctl/dump-flows", "dummy@nope")
         assert result.returncode == 2
         assert result.stderr.startswith("pvs-vswitchd: datapath not found (Invalid argument)\n")
+
+
+def test_two_starters_that_both_checked_do_not_both_get_the_pidfile(tmp_path: Path) -> None:
+    """Both pass check() before either creates the file (two daemons started
+    together, or --detach's parent checking before the fork): the second to
+    create is refused, as Open vSwitch's make_pidfile() refuses it."""
+    from pyvswitch.vswitchd.daemonize import DaemonizeError, Pidfile
+
+    path = tmp_path / "pvs-vswitchd.pid"
+    first, second = Pidfile(path), Pidfile(path)
+    first.check()
+    second.check()
+    first.create()
+    # POSIX locks belong to processes: the second starter must be another one.
+    child = os.fork()
+    if child == 0:
+        try:
+            second.create()
+        except DaemonizeError as exc:
+            os._exit(0 if "already running" in str(exc) else 2)
+        os._exit(1)
+    _, status = os.waitpid(child, 0)
+    first.remove()
+    assert os.waitstatus_to_exitcode(status) == 0

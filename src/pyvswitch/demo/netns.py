@@ -370,6 +370,11 @@ class ComputeNode:
         except subprocess.TimeoutExpired:
             capture.terminate()
             out, _ = capture.communicate(timeout=10)
+        finally:
+            # Also on Ctrl-C: the capture must not outlive the demo.
+            if capture.poll() is None:
+                capture.kill()
+                capture.wait(10)
         return out
 
     def icmp_flows(self) -> list[str]:

@@ -98,6 +98,9 @@ class Table:
         self.table_id = table_id
         self.rules: list[Rule] = []
         self._order: list[tuple[int, int]] = []
+        # Rules by (priority, match): adding, replacing and strict deletes are
+        # a dict lookup, so loading a table of thousands of rules is linear.
+        self._strict: dict[tuple[int, Match], Rule] = {}
         self.lookups = 0
         self.matched = 0
 
@@ -113,20 +116,21 @@ class Table:
         index = bisect.bisect(self._order, position)
         self._order.insert(index, position)
         self.rules.insert(index, rule)
+        self._strict[rule.priority, rule.match] = rule
         return old
 
     def remove(self, rule: Rule) -> None:
         """Remove ``rule`` (which must be in the table)."""
-        index = self.rules.index(rule)
+        index = bisect.bisect_left(self._order, (-rule.priority, rule.seq))
+        if index >= len(self.rules) or self.rules[index] is not rule:
+            raise ValueError(f"rule {rule} is not in table {self.table_id}")
         del self.rules[index]
         del self._order[index]
+        del self._strict[rule.priority, rule.match]
 
     def find_strict(self, match: Match, priority: int) -> Rule | None:
         """The rule with exactly this match and priority."""
-        for rule in self.rules:
-            if rule.priority == priority and rule.match == match:
-                return rule
-        return None
+        return self._strict.get((priority, match))
 
     def lookup(self, key: int) -> tuple[Rule | None, int]:
         """The highest-priority rule matching ``key``, and the mask the lookup consulted.

@@ -68,14 +68,34 @@ class Pidfile:
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             os.write(fd, f"{pid}\n".encode())
-            tmp.replace(self.path)
+            self._link_into_place(tmp)
+        except DaemonizeError:
+            os.close(fd)
+            raise
         except OSError as exc:
             os.close(fd)
+            raise DaemonizeError(f"{self.path}: cannot create pid file: {exc.strerror}") from None
+        finally:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
-            raise DaemonizeError(f"{self.path}: cannot create pid file: {exc.strerror}") from None
         self._fd = fd
         self._inode = os.fstat(fd).st_ino
+
+    def _link_into_place(self, tmp: Path) -> None:
+        """Give the locked, written ``tmp`` the pid file's name, unless a live daemon has it.
+
+        A link fails if the name exists, which closes most of the window
+        between :meth:`check` and here (two daemons started at once, or a
+        parent that checked before forking): the existing file is examined
+        again under its lock, refused if held, and replaced (atomically) only
+        if stale. This is Open vSwitch's make_pidfile() without
+        --overwrite-pidfile.
+        """
+        try:
+            os.link(tmp, self.path)
+        except FileExistsError:
+            self.check()
+            tmp.replace(self.path)
 
     def remove(self) -> None:
         """Remove the file if it is still the one this process wrote, and let it go."""
