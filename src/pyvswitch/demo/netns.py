@@ -109,7 +109,7 @@ class Daemon:
         log = (self.rundir / "pvs-vswitchd.log").open("wb")
         self.proc = subprocess.Popen(
             ["ip", "netns", "exec", self.netns, sys.executable, "-m", "pyvswitch.vswitchd.daemon",
-             "--rundir", str(self.rundir)],
+             "--rundir", str(self.rundir), "--pidfile"],
             stdout=log,
             stderr=subprocess.STDOUT,
         )  # fmt: skip
@@ -158,6 +158,12 @@ class Lab:
         _run(["ip", "netns", "add", name])
         self.namespaces.append(name)
         _run(["ip", "-n", name, "link", "set", "lo", "up"])
+        # The story is told in IPv4. Without IPv6 the hosts send no router
+        # solicitations or MLD reports on their own, so the flows and the
+        # counters shown are the demo's traffic and nothing else.
+        for scope in ("all", "default"):
+            _run(["ip", "netns", "exec", name, "sysctl", "-q", "-w",
+                  f"net.ipv6.conf.{scope}.disable_ipv6=1"])  # fmt: skip
         return name
 
     def veth(self, a: tuple[str, str], b: tuple[str, str]) -> None:
@@ -204,7 +210,18 @@ def iperf(client_ns: str, server_ns: str, address: str) -> tuple[float, int] | N
     if shutil.which("iperf3") is None:
         return None
     server = subprocess.Popen(
-        ["ip", "netns", "exec", server_ns, "iperf3", "-s", "-1"],
+        # timeout bounds the server even if the demo is killed outright.
+        [
+            "ip",
+            "netns",
+            "exec",
+            server_ns,
+            "timeout",
+            str(IPERF_SECONDS + 40),
+            "iperf3",
+            "-s",
+            "-1",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -223,7 +240,13 @@ def iperf(client_ns: str, server_ns: str, address: str) -> tuple[float, int] | N
         return float(received["bits_per_second"]) / 1e9, int(received["bytes"])
     finally:
         if server.poll() is None:
-            server.kill()
+            # SIGTERM, which timeout passes on to iperf3 (a SIGKILL would
+            # leave iperf3 behind its killed parent).
+            server.terminate()
+            try:
+                server.wait(5)
+            except subprocess.TimeoutExpired:
+                server.kill()
         server.wait(10)
 
 
