@@ -228,9 +228,12 @@ def iperf(client_ns: str, server_ns: str, address: str) -> tuple[float, int] | N
     try:
         time.sleep(0.5)
         try:
+            # timeout bounds the client even if the demo is killed outright
+            # (an iperf3 whose namespace was deleted spins instead of exiting).
             done = in_ns(
-                client_ns, "iperf3", "-c", address, "-t", str(IPERF_SECONDS), "-J",
-                "--connect-timeout", "3000", timeout=IPERF_SECONDS + 30,
+                client_ns, "timeout", str(IPERF_SECONDS + 20), "iperf3", "-c", address,
+                "-t", str(IPERF_SECONDS), "-J", "--connect-timeout", "3000",
+                timeout=IPERF_SECONDS + 30,
             )  # fmt: skip
         except subprocess.TimeoutExpired:
             return None
