@@ -271,8 +271,17 @@ def _appctl(argv: list[str], stdout: TextIO, stderr: TextIO) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """The ``pvs-appctl`` command."""
+    args = sys.argv[1:] if argv is None else argv
+    return run_main(lambda: run(args, sys.stdout, sys.stderr))
+
+
+def run_main(command: Callable[[], int]) -> int:
+    """Run a tool's ``command`` as a program's main and return its exit status.
+
+    No traceback when the reader of its output goes away or the user interrupts.
+    """
     try:
-        status = run(sys.argv[1:] if argv is None else argv, sys.stdout, sys.stderr)
+        status = command()
         sys.stdout.flush()
     except BrokenPipeError:
         # The reader (| head) has gone: not an error of ours. Point stdout at

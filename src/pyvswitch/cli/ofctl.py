@@ -23,7 +23,7 @@ import time
 from typing import TYPE_CHECKING
 
 from pyvswitch import __version__
-from pyvswitch.cli.appctl import TransactError, socket_path, transact
+from pyvswitch.cli.appctl import TransactError, run_main, socket_path, transact
 
 if TYPE_CHECKING:
     from typing import TextIO
@@ -323,18 +323,8 @@ def run(argv: list[str], stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """The ``pvs-ofctl`` command."""
-    try:
-        status = run(sys.argv[1:] if argv is None else argv, sys.stdin, sys.stdout, sys.stderr)
-        sys.stdout.flush()
-    except BrokenPipeError:
-        # The reader (| head) has gone: not an error of ours. Point stdout at
-        # nothing so the interpreter's own flush at exit does not complain.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 0
-    except KeyboardInterrupt:
-        return 130
-    return status
+    args = sys.argv[1:] if argv is None else argv
+    return run_main(lambda: run(args, sys.stdin, sys.stdout, sys.stderr))
 
 
 if __name__ == "__main__":
