@@ -37,10 +37,22 @@ def wait_for_socket(
 
 
 @contextlib.contextmanager
-def running_daemon(rundir: Path, args: Sequence[str] = ()) -> Iterator[Path]:
-    """Start the daemon on ``rundir`` (with extra ``args``); stop it by its pid afterwards."""
+def running_daemon(
+    rundir: Path, args: Sequence[str] = (), netns: str | None = None
+) -> Iterator[Path]:
+    """Start the daemon on ``rundir`` (with extra ``args``, inside ``netns`` if
+    given); stop it by its pid afterwards."""
+    inside = ["ip", "netns", "exec", netns] if netns else []
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pyvswitch.vswitchd.daemon", "--rundir", str(rundir), *args],
+        [
+            *inside,
+            sys.executable,
+            "-m",
+            "pyvswitch.vswitchd.daemon",
+            "--rundir",
+            str(rundir),
+            *args,
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

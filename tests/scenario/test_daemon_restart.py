@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import socket
 import subprocess
 import sys
-import time
 from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.daemon import wait_for_socket
 from tests.scenario.ofctl_helpers import (
     PING,
     build_topology,
@@ -49,11 +48,7 @@ def daemon(rundir: Path) -> Iterator[subprocess.Popen[bytes]]:
         stderr=(rundir / "daemon.log").open("ab"),
     )
     try:
-        deadline = time.monotonic() + 20
-        while not _answers(ctl):
-            assert proc.poll() is None, "the daemon exited"
-            assert time.monotonic() < deadline, "the daemon did not start"
-            time.sleep(0.05)
+        wait_for_socket(ctl, proc)
         yield proc
     finally:
         if proc.poll() is None:
@@ -63,15 +58,6 @@ def daemon(rundir: Path) -> Iterator[subprocess.Popen[bytes]]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(10)
-
-
-def _answers(path: Path) -> bool:
-    with socket.socket(socket.AF_UNIX) as sock:
-        try:
-            sock.connect(str(path))
-        except OSError:
-            return False
-    return True
 
 
 def stop(proc: subprocess.Popen[bytes], how: signal.Signals) -> None:

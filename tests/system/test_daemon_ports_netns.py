@@ -7,7 +7,6 @@ are only ever given inside namespaces this test made.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import subprocess
@@ -16,38 +15,15 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.daemon import wait_for_socket
+from tests.daemon import running_daemon
 from tests.system.netns import NetnsLab, in_netns, ip
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from pathlib import Path
 
 pytestmark = pytest.mark.netns
 
 NET = "198.51.100"
-
-
-@contextlib.contextmanager
-def daemon_in(netns: str, rundir: Path) -> Iterator[Path]:
-    """pvs-vswitchd running inside ``netns``; stopped by its pid afterwards."""
-    rundir.mkdir(mode=0o700)
-    proc = subprocess.Popen(
-        ["ip", "netns", "exec", netns, sys.executable, "-m", "pyvswitch.vswitchd.daemon",
-         "--rundir", str(rundir)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        wait_for_socket(rundir / "pvs-vswitchd.ctl", proc)
-        yield rundir
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
 
 
 def vsctl(rundir: Path, *args: str) -> str:
@@ -85,7 +61,7 @@ def test_the_bridge_internal_port_answers_a_host(lab: NetnsLab, tmp_path: Path) 
     address there and a host on a system port reaches it through the bridge."""
     node = lab.netns()
     host, outside = host_on_veth(lab, node, f"{NET}.1")
-    with daemon_in(node, tmp_path / "run") as rundir:
+    with running_daemon(tmp_path / "run", netns=node) as rundir:
         vsctl(rundir, "add-br", "br0", "--", "add-port", "br0", outside)
         ip("addr", "add", f"{NET}.10/24", "dev", "br0", netns=node)
         ip("link", "set", "br0", "up", netns=node)
@@ -103,7 +79,7 @@ def test_an_internal_port_and_a_tap_port_moved_to_a_namespace(
     host, outside = host_on_veth(lab, node, f"{NET}.1")
     vm = lab.netns()
     other = lab.netns()
-    with daemon_in(node, tmp_path / "run") as rundir:
+    with running_daemon(tmp_path / "run", netns=node) as rundir:
         vsctl(
             rundir,
             *("add-br", "br0", "--", "add-port", "br0", outside),
