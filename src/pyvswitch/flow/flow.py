@@ -56,8 +56,15 @@ class Flow:
         "tp_dst",
         "tp_src",
         "tun_dst",
+        "tun_flags",
         "tun_id",
+        "tun_ipv6_dst",
+        "tun_ipv6_src",
         "tun_src",
+        "tun_tos",
+        "tun_tp_dst",
+        "tun_tp_src",
+        "tun_ttl",
         "vlan_tci",
         "vlan_tci1",
         "vlan_tpid",
@@ -68,6 +75,13 @@ class Flow:
     tun_id: int
     tun_src: int
     tun_dst: int
+    tun_ipv6_src: int
+    tun_ipv6_dst: int
+    tun_tos: int
+    tun_ttl: int
+    tun_flags: int
+    tun_tp_src: int
+    tun_tp_dst: int
     in_port: int
     dl_dst: int
     dl_src: int

@@ -29,6 +29,13 @@ LAYOUT: tuple[tuple[str, int], ...] = (
     ("tun_id", 8),
     ("tun_src", 4),
     ("tun_dst", 4),
+    ("tun_ipv6_src", 16),
+    ("tun_ipv6_dst", 16),
+    ("tun_tos", 1),
+    ("tun_ttl", 1),
+    ("tun_flags", 2),
+    ("tun_tp_src", 2),
+    ("tun_tp_dst", 2),
     ("in_port", 4),
     ("dl_dst", 6),
     ("dl_src", 6),
@@ -63,6 +70,24 @@ VLAN_VID_MASK = 0x0FFF
 VLAN_PCP_MASK = 0xE000
 #: The ``dl_type`` OVS gives 802.3 frames with no SNAP header.
 DL_TYPE_NONE = 0x05FF
+#: Bits of ``tun_flags``, as OVS's FLOW_TNL_F_* (the datapath's ``flags(...)``).
+TNL_F_OAM = 1
+TNL_F_DONT_FRAGMENT = 2
+TNL_F_CSUM = 4
+TNL_F_KEY = 8
+#: The tunnel fields, in the order OVS's ``struct flow_tnl`` keeps them.
+TUNNEL_FIELDS = (
+    "tun_id",
+    "tun_src",
+    "tun_dst",
+    "tun_ipv6_src",
+    "tun_ipv6_dst",
+    "tun_tos",
+    "tun_ttl",
+    "tun_flags",
+    "tun_tp_src",
+    "tun_tp_dst",
+)
 #: OpenFlow's port number for the bridge's own (local) port.
 OFPP_LOCAL = 0xFFFE
 
