@@ -109,8 +109,20 @@ class OdpTnlPop:
     port: int
 
 
+@dataclass(frozen=True, slots=True)
+class OdpClone:
+    """Run ``actions`` on a copy of the packet, then go on with the packet as it was.
+
+    Translation wraps a ``tnl_push`` in it when more actions follow, as OVS
+    does: the push changes the packet, and what follows must not see it.
+    """
+
+    actions: tuple[OdpAction, ...]
+
+
 OdpAction = (
     OdpOutput
+    | OdpClone
     | OdpPushVlan
     | OdpPopVlan
     | OdpSetField

@@ -37,6 +37,7 @@ import re
 from typing import TYPE_CHECKING
 
 from pyvswitch.dpif.actions import (
+    OdpClone,
     OdpOutput,
     OdpPopVlan,
     OdpPushVlan,
@@ -180,6 +181,8 @@ def _format_other(action: OdpAction) -> str:
         return format_tnl_push(action)
     if isinstance(action, OdpTnlPop):
         return f"tnl_pop({action.port})"
+    if isinstance(action, OdpClone):
+        return f"clone({format_odp_actions(action.actions)})"
     raise ValueError(f"not a datapath action: {action!r}")
 
 
@@ -348,7 +351,7 @@ def parse_odp_actions(text: str) -> tuple[OdpAction, ...]:
 
     The empty string and ``drop`` are no actions. As in OVS, actions are
     separated by commas or white space, and empty ones are skipped. Actions
-    pyvswitch's datapath does not have (``ct``, ``recirc``, ``clone``...) are
+    pyvswitch's datapath does not have (``ct``, ``recirc``...) are
     refused by name.
     """
     text = text.strip()
@@ -372,6 +375,8 @@ def parse_odp_actions(text: str) -> tuple[OdpAction, ...]:
             actions.append(parse_tnl_push(_call(item, "tnl_push")))
         elif item.startswith("tnl_pop("):
             actions.append(OdpTnlPop(_int(_call(item, "tnl_pop"), "tnl_pop(...)", 0xFFFFFFFF)))
+        elif item.startswith("clone("):
+            actions.append(OdpClone(parse_odp_actions(_call(item, "clone"))))
         elif item == "drop":
             raise FlowParseError(f"{text}: drop must be the only action")
         else:

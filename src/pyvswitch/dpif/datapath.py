@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from pyvswitch.dpif.actions import OdpUserspace
-from pyvswitch.dpif.execute import execute_batch
+from pyvswitch.dpif.execute import execute_batch, has_tunnel_actions
+from pyvswitch.dpif.tunnel_exec import TunnelRuntime
 from pyvswitch.flow.extract import extract_key
 from pyvswitch.flow.layout import FIELDS, KEY_BITS
 
@@ -49,6 +50,8 @@ EMC_INSERT_INV_PROB = 100
 #: Megaflows unused this long (seconds) are removed, as OVS's default
 #: max-idle of 10 s.
 MEGAFLOW_IDLE = 10.0
+#: How many times a packet may come back from a tnl_pop, as OVS's MAX_RECIRC_DEPTH.
+MAX_RECIRC_DEPTH = 6
 
 
 class StatsSink(Protocol):
@@ -92,6 +95,8 @@ class Megaflow:
     #: Whether the actions hand frames to userspace (a capture point): only
     #: such flows pay for collecting them on cache hits.
     userspace: bool = False
+    #: Whether the actions push, pop or clone (they need the tunnel runtime).
+    tunnel: bool = False
 
     @property
     def value(self) -> int:
@@ -205,6 +210,8 @@ class Datapath:
         #: Gets what userspace actions hand over on every execution, cache hits
         #: included (the owner's capture points); None: they hand over nothing.
         self.on_userspace: Callable[[Upcalls], None] | None = None
+        #: Tunnel ports' types, what pops hand back, drop counters.
+        self.tunnels = TunnelRuntime()
 
     # -- ports --------------------------------------------------------------
 
@@ -223,8 +230,20 @@ class Datapath:
 
     # -- the packet path ------------------------------------------------------
 
-    def receive(self, in_port: int, frames: list[bytes], now: float) -> dict[int, list[bytes]]:
-        """Forward a batch received on ``in_port``; return the frames to send, by port."""
+    def receive(
+        self,
+        in_port: int,
+        frames: list[bytes],
+        now: float,
+        *,
+        tunnel: dict[int, int] | None = None,
+        depth: int = 0,
+    ) -> dict[int, list[bytes]]:
+        """Forward a batch received on ``in_port``; return the frames to send, by port.
+
+        ``tunnel`` gives, by ``id()`` of each frame, the tunnel metadata bits
+        of its key: frames a ``tnl_pop`` handed back come in again that way.
+        """
         out: dict[int, list[bytes]] = {}
         groups: dict[int, tuple[Megaflow, list[bytes]]] = {}
         # Frames that missed, per flow: Open vSwitch executes the frame that
@@ -236,6 +255,8 @@ class Datapath:
         stats = self.stats
         for frame in frames:
             key = extract_key(frame, in_port)
+            if tunnel is not None:
+                key |= tunnel[id(frame)]
             flow = emc.get(key)
             if flow is not None and not flow.dead:
                 stats.emc_hit += 1
@@ -269,18 +290,39 @@ class Datapath:
                 flow.used = now
             for sink in flow.sinks:
                 sink.account(len(batch), nbytes, now)
+            runtime = self.tunnels if flow.tunnel else None
             if flow.userspace and self.on_userspace is not None:
                 upcalls: Upcalls = []
-                by_port = execute_batch(batch, flow.actions, upcalls)
+                by_port = execute_batch(batch, flow.actions, upcalls, runtime)
                 self.on_userspace(upcalls)
             else:
-                by_port = execute_batch(batch, flow.actions)
+                by_port = execute_batch(batch, flow.actions, None, runtime)
             for port, sent in by_port.items():
                 if port in out:
                     out[port].extend(sent)
                 else:
                     out[port] = sent
+        if self.tunnels.recirc:
+            self._recirculate(out, now, depth)
         return out
+
+    def _recirculate(self, out: dict[int, list[bytes]], now: float, depth: int) -> None:
+        """Look up again what ``tnl_pop`` stripped, as received on the tunnel's port."""
+        popped = self.tunnels.recirc
+        self.tunnels.recirc = []
+        if depth >= MAX_RECIRC_DEPTH:
+            # A tunnel inside a tunnel inside... as deep as OVS allows, then dropped.
+            self.tunnels.coverage["datapath_drop_recirc_error"] += len(popped)
+            return
+        by_port: dict[int, tuple[list[bytes], dict[int, int]]] = {}
+        for port, bits, inner in popped:
+            frames, tunnel = by_port.setdefault(port, ([], {}))
+            frames.append(inner)
+            tunnel[id(inner)] = bits
+        for port, (frames, tunnel) in by_port.items():
+            sent_by_port = self.receive(port, frames, now, tunnel=tunnel, depth=depth + 1)
+            for out_port, sent in sent_by_port.items():
+                out.setdefault(out_port, []).extend(sent)
 
     def _emc_insert(self, key: int, flow: Megaflow) -> None:
         if self.emc_insert_inv_prob > 1 and self._rng.randrange(self.emc_insert_inv_prob):
@@ -304,6 +346,7 @@ class Datapath:
             created=now,
             tags=result.tags,
             userspace=_hands_to_userspace(result.actions),
+            tunnel=has_tunnel_actions(result.actions),
         )
         self._install(flow)
         self._emc_insert(key, flow)
@@ -382,6 +425,7 @@ class Datapath:
                 # have changed too (a replaced rule).
                 flow.actions = result.actions
                 flow.userspace = _hands_to_userspace(result.actions)
+                flow.tunnel = has_tunnel_actions(result.actions)
                 flow.sinks = result.sinks
                 if result.tags != flow.tags:
                     self._remove(flow)
@@ -486,9 +530,11 @@ def _name_outputs(actions: str, port_names: Mapping[int, str]) -> str:
 # the 64-bit words of it that a megaflow's mask touches. VLAN headers are
 # left out: OVS's count has been seen to leave them out too.
 _OVS_OFFSETS = {
+    # struct flow starts with struct flow_tnl (include/openvswitch/packets.h):
+    # ip_dst, ipv6_dst, ip_src, ipv6_src, tun_id, flags, ip_tos, ip_ttl, tp_src, tp_dst.
     "tun_dst": 0,
-    "tun_src": 4,
     "tun_ipv6_dst": 4,
+    "tun_src": 20,
     "tun_ipv6_src": 24,
     "tun_id": 40,
     "tun_flags": 48,

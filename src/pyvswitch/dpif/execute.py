@@ -47,6 +47,7 @@ from functools import partial
 from typing import TYPE_CHECKING, TypeVar
 
 from pyvswitch.dpif.actions import (
+    OdpClone,
     OdpOutput,
     OdpPopVlan,
     OdpPushVlan,
@@ -56,6 +57,9 @@ from pyvswitch.dpif.actions import (
     OdpTnlPush,
     OdpUserspace,
 )
+from pyvswitch.dpif.tunnel_exec import TunnelRuntime
+from pyvswitch.dpif.tunnel_exec import pop as tunnel_pop
+from pyvswitch.dpif.tunnel_exec import push as tunnel_push
 from pyvswitch.packet.checksum import (
     checksum_update16,
     checksum_update32,
@@ -500,10 +504,10 @@ def _compile(actions: Sequence[OdpAction]) -> tuple[list[_Step], bool]:
             steps.append((_POP, 0, b"", None, None))
         elif isinstance(action, OdpUserspace):
             steps.append((_USER, 0, b"", None, action))
-        elif isinstance(action, OdpTnlPush | OdpTnlPop):
-            # Tunnel actions can be read and printed; running them comes with
-            # the tunnel ports (issue 9), and nothing translates to them yet.
-            raise TypeError(f"pyvswitch's datapath does not run {action} yet")
+        elif isinstance(action, OdpTnlPush | OdpTnlPop | OdpClone):
+            # These run in _run_tunnel(), never as steps: execute() and
+            # execute_batch() send actions that have them there.
+            raise TypeError(f"{action} is not a step")
         else:
             steps.append(_compile_set(action))
             sets = True
@@ -597,18 +601,94 @@ def _run_offloaded(
         out[i] = (port, rewrap(frame, data))
 
 
+# -- tunnels and clones --------------------------------------------------------------
+
+#: Where _run_tunnel() has the simple actions before a tunnel action leave the
+#: frame: an output to a port no datapath has.
+_HERE = -1
+
+
+def has_tunnel_actions(actions: Sequence[OdpAction]) -> bool:
+    """Whether ``actions`` push or pop a tunnel header or clone the packet."""
+    return any(type(action) in (OdpTnlPush, OdpTnlPop, OdpClone) for action in actions)
+
+
+def _need_runtime(runtime: TunnelRuntime | None) -> TunnelRuntime:
+    if runtime is None:
+        raise TypeError("tunnel actions need the datapath's tunnel runtime")
+    return runtime
+
+
+def _run_tunnel(
+    frame: bytes,
+    actions: Sequence[OdpAction],
+    out: list[tuple[int, bytes]],
+    upcalls: list[tuple[OdpUserspace, bytes]] | None,
+    runtime: TunnelRuntime,
+) -> None:
+    """The general runner, for actions with ``tnl_push``, ``tnl_pop`` or ``clone``.
+
+    The plain actions between them run as usual; a push wraps the frame as
+    those left it. A frame with offload work has it done in software first:
+    the outer header hides the inner checksum and segments from the device
+    that sends the result.
+    """
+    if type(frame) is VnetFrame and any(type(a) is OdpTnlPush for a in _flat(actions)):
+        for piece in finish_offloads(frame):
+            _run_tunnel(bytes(piece), actions, out, upcalls, runtime)
+        return
+    cur = frame
+    plain: list[OdpAction] = []
+    for action in actions:
+        kind = type(action)
+        if kind not in (OdpTnlPush, OdpTnlPop, OdpClone):
+            plain.append(action)
+            continue
+        if plain:
+            plain.append(OdpOutput(_HERE))
+            sent = execute(cur, plain, upcalls)
+            cur = sent.pop()[1]
+            out.extend(sent)
+            plain = []
+        if isinstance(action, OdpTnlPush):
+            cur = tunnel_push(action, cur, runtime)
+        elif isinstance(action, OdpTnlPop):
+            # The pop works on a copy when more actions follow, as in OVS;
+            # bytes cannot change, so the copy is the same object.
+            tunnel_pop(action.port, cur, runtime)
+        elif isinstance(action, OdpClone):
+            _run_tunnel(cur, action.actions, out, upcalls, runtime)
+    if plain:
+        out.extend(execute(cur, plain, upcalls))
+
+
+def _flat(actions: Sequence[OdpAction]) -> list[OdpAction]:
+    flat: list[OdpAction] = []
+    for action in actions:
+        flat.append(action)
+        if isinstance(action, OdpClone):
+            flat.extend(_flat(action.actions))
+    return flat
+
+
 def execute(
     frame: bytes,
     actions: Sequence[OdpAction],
     upcalls: list[tuple[OdpUserspace, bytes]] | None = None,
+    runtime: TunnelRuntime | None = None,
 ) -> list[tuple[int, bytes]]:
     """Apply ``actions`` to ``frame``; return ``(datapath port, frame)`` per output, in order.
 
     Each output sends the frame as the actions before it left it. Userspace
     actions are not outputs: when ``upcalls`` is given, each appends
     ``(action, frame as it is then)`` to it for the caller to deliver.
+    Tunnel actions need ``runtime`` (see :mod:`pyvswitch.dpif.tunnel_exec`);
+    without one they raise :class:`TypeError`.
     """
     out: list[tuple[int, bytes]] = []
+    if has_tunnel_actions(actions):
+        _run_tunnel(frame, actions, out, upcalls, _need_runtime(runtime))
+        return out
     for action in actions:
         if type(action) is OdpOutput:
             out.append((action.port, frame))
@@ -629,15 +709,26 @@ def execute_batch(
     frames: Sequence[bytes],
     actions: Sequence[OdpAction],
     upcalls: list[tuple[OdpUserspace, bytes]] | None = None,
+    runtime: TunnelRuntime | None = None,
 ) -> dict[int, list[bytes]]:
     """Apply one megaflow's ``actions`` to a batch; return the frames sent, per port.
 
     Each port's list keeps the order of the batch (and, for a port output to
     twice, the order of the actions within each frame). The lists are new:
-    the caller may extend them.
+    the caller may extend them. ``runtime`` must be given for actions that
+    push, pop or clone (:func:`has_tunnel_actions`), and only for them: the
+    others take the fast runners.
     """
     if not frames:
         return {}
+    if runtime is not None:
+        by_port: dict[int, list[bytes]] = {}
+        sent_pairs: list[tuple[int, bytes]] = []
+        for frame in frames:
+            _run_tunnel(frame, actions, sent_pairs, upcalls, runtime)
+        for port, data in sent_pairs:
+            by_port.setdefault(port, []).append(data)
+        return by_port
     steps, sets = _compile(actions)
     if not sets and all(step[0] == _OUT for step in steps):
         ports = [step[1] for step in steps]

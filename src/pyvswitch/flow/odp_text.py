@@ -3,6 +3,12 @@
 ``in_port(1),eth(src=50:54:00:00:00:05,dst=50:54:00:00:00:07),eth_type(0x0800),
 ipv4(src=192.0.2.1,dst=192.0.2.2,proto=1,tos=0,ttl=64,frag=no),icmp(type=8,code=0)``
 
+A packet that came out of a tunnel starts with ``tunnel(tun_id=0x7b,
+src=1.1.2.92,dst=1.1.2.88,ttl=64,flags(-df-csum+key))``: its items are those
+Open vSwitch's datapath key carries (a zero value is not carried, the TTL
+always is), and a text without ``ttl=`` is refused as Open vSwitch refuses
+it (:class:`OdpKeyError`).
+
 This is what ``dpctl/dump-flows`` shows for a megaflow (with ``/mask`` after
 partially masked values, wildcarded values and attributes left out), and what
 Open vSwitch's tests hand to ``netdev-dummy/receive`` to inject a packet; so
@@ -22,10 +28,25 @@ from pyvswitch.flow.layout import (
     FRAG_ANY,
     FRAG_LATER,
     KEY_BITS,
+    TNL_F_CSUM,
+    TNL_F_DONT_FRAGMENT,
+    TNL_F_KEY,
+    TNL_F_OAM,
+    TUNNEL_FIELDS,
     VLAN_CFI,
 )
 from pyvswitch.flow.match import FlowParseError
-from pyvswitch.flow.ofp_text import META_FIELDS, format_tcp_flags, parse_tcp_flags
+from pyvswitch.flow.ofp_text import (
+    META_FIELDS,
+    TNL_F_MASK,
+    TNL_FLAG_NAMES,
+    format_flags,
+    format_flags_masked,
+    format_tcp_flags,
+    has_tunnel,
+    parse_flags,
+    parse_tcp_flags,
+)
 from pyvswitch.packet.addr import ip6_to_bytes, ip6_to_str, mac_to_bytes, mac_to_str
 
 if TYPE_CHECKING:
@@ -53,11 +74,6 @@ class _Sub:
 # with a single unnamed value (in_port(1), eth_type(0x0800)) have one _Sub
 # with an empty name.
 _ATTRS: dict[str, tuple[_Sub, ...]] = {
-    "tunnel": (
-        _Sub("tun_id", "tun_id", "hex"),
-        _Sub("src", "tun_src", "ip4"),
-        _Sub("dst", "tun_dst", "ip4"),
-    ),
     "in_port": (_Sub("", "in_port", "dec"),),
     "eth": (_Sub("src", "dl_src", "mac"), _Sub("dst", "dl_dst", "mac")),
     "eth_type": (_Sub("", "dl_type", "hex4"),),
@@ -97,6 +113,26 @@ _ATTRS: dict[str, tuple[_Sub, ...]] = {
         _Sub("tll", "arp_tha", "mac"),
     ),
 }
+# The items of tunnel(), in the order OVS prints them (flags() comes last).
+# OVS's datapath key has an item only when the packet's value is not zero
+# (the TTL always), which is how it prints; tun_id prints as "0x%x".
+_TUNNEL_SUBS: tuple[_Sub, ...] = (
+    _Sub("tun_id", "tun_id", "hex64"),
+    _Sub("src", "tun_src", "ip4"),
+    _Sub("dst", "tun_dst", "ip4"),
+    _Sub("ipv6_src", "tun_ipv6_src", "ip6"),
+    _Sub("ipv6_dst", "tun_ipv6_dst", "ip6"),
+    _Sub("tos", "tun_tos", "hex"),
+    _Sub("ttl", "tun_ttl", "dec"),
+    _Sub("tp_src", "tun_tp_src", "dec"),
+    _Sub("tp_dst", "tun_tp_dst", "dec"),
+)
+_TUNNEL_BY_NAME = {sub.name: sub for sub in _TUNNEL_SUBS}
+# The flags the datapath carries as flag attributes; "key" is not one: the
+# datapath sets it when the tunnel has an ID, whatever flags() says.
+_TNL_ATTR_FLAGS = TNL_F_OAM | TNL_F_DONT_FRAGMENT | TNL_F_CSUM
+# Tunnel options OVS reads inside tunnel() that pyvswitch has no fields for.
+_TUNNEL_OPTIONS = ("vxlan", "geneve", "erspan", "gtpu")
 # VLAN tags are printed as vlan(vid=,pcp=[,cfi=0]) from vlan_tci; handled apart.
 # Attributes OVS prints that pyvswitch keeps no state for: accepted when zero.
 _ZERO_ATTRS = frozenset(
@@ -154,6 +190,8 @@ def _fmt_value(sub: _Sub, value: int, mask: int) -> str:
         return f"0x{value:04x}" if exact else f"0x{value:04x}/0x{mask:04x}"
     if kind == "hex":
         return _c_hex(value) if exact else f"{_c_hex(value)}/{_c_hex(mask)}"
+    if kind == "hex64":
+        return f"0x{value:x}" if exact else f"0x{value:x}/{_c_hex(mask)}"
     return str(value) if exact else f"{value}/{_c_hex(mask)}"
 
 
@@ -171,8 +209,54 @@ def _fmt_attr(name: str, key: int, mask: int, out: list[str], verbose: bool = Fa
         out.append(f"{name}({','.join(parts)})")
 
 
+def _tunnel_has_id(key: int) -> bool:
+    """Whether the datapath key of ``key`` has a tunnel ID item (OVS's ``tun_key_to_attr()``)."""
+    return bool(FIELDS["tun_id"].get(key) or FIELDS["tun_flags"].get(key) & TNL_F_KEY)
+
+
+def _fmt_tunnel(key: int, mask: int | None, verbose: bool, *, ttl_carried: bool = True) -> str:
+    """``tunnel(...)`` as OVS's ``format_odp_tun_attr()`` prints it, under ``mask`` if given.
+
+    An item the key does not carry (a zero value; the TTL is always carried)
+    is not printed whatever the mask; one the mask wildcards is printed only
+    ``verbose``. ``flags()`` shows the flag items and ``key`` when there is
+    an ID; a mask covers ``key`` whenever there is an ID.
+    """
+    parts = []
+    for sub in _TUNNEL_SUBS:
+        value = _sub_get(sub, key)
+        if sub.name == "tun_id":
+            carried = _tunnel_has_id(key)
+        else:
+            carried = bool(value) or (sub.name == "ttl" and ttl_carried)
+        if not carried:
+            continue
+        full = (1 << _sub_width(sub)) - 1
+        sub_mask = full if mask is None else _sub_get(sub, mask)
+        if sub_mask or verbose:
+            parts.append(f"{sub.name}={_fmt_value(sub, value, sub_mask)}")
+    has_id = TNL_F_KEY if _tunnel_has_id(key) else 0
+    flags = FIELDS["tun_flags"].get(key) & _TNL_ATTR_FLAGS | has_id
+    if mask is None:
+        parts.append(f"flags({format_flags(flags, TNL_FLAG_NAMES)})")
+    else:
+        flags_mask = FIELDS["tun_flags"].get(mask) & _TNL_ATTR_FLAGS | has_id
+        if flags_mask or verbose:
+            text = format_flags_masked(flags, flags_mask, TNL_F_MASK, TNL_FLAG_NAMES)
+            parts.append(f"flags({text})")
+    return f"tunnel({','.join(parts)})"
+
+
+_TUNNEL_STORAGE_MASK = sum(FIELDS[name].mask for name in TUNNEL_FIELDS)
+
+
+def _tunnel_masked(mask: int) -> bool:
+    return bool(mask & _TUNNEL_STORAGE_MASK)
+
+
 #: What ``dpctl/dump-flows -m`` shows before ``recirc_id``: metadata the
-#: datapath keeps (pyvswitch keeps none of it), all wildcarded.
+#: datapath keeps (pyvswitch keeps none of it), all wildcarded. A tunnel
+#: comes after the first.
 _VERBOSE_METADATA = (
     "skb_priority(0/0)",
     "skb_mark(0/0)",
@@ -222,10 +306,15 @@ def format_odp_flow(
     m = _FULL if mask is None else mask
     flow = Flow.from_key(key)
     out: list[str] = []
-    if verbose and megaflow:
-        out += _VERBOSE_METADATA
-    if flow.tun_id or flow.tun_src or flow.tun_dst:
-        _fmt_attr("tunnel", key, m, out, verbose)
+    verbose_metadata = verbose and megaflow
+    if verbose_metadata:
+        out.append(_VERBOSE_METADATA[0])
+    # The datapath key has a tunnel when the packet came out of one (it has
+    # a tunnel destination); a mask that covers none of it leaves it out.
+    if has_tunnel(flow) and (mask is None or verbose or _tunnel_masked(mask)):
+        out.append(_fmt_tunnel(key, mask, verbose))
+    if verbose_metadata:
+        out += _VERBOSE_METADATA[1:]
     if megaflow:
         out.append("recirc_id(0)")
     if verbose and megaflow:
@@ -289,10 +378,20 @@ def format_odp_flow(
 # -- parsing -------------------------------------------------------------------
 
 
+class OdpKeyError(FlowParseError):
+    """The text is a datapath flow but not one the datapath takes (OVS's ``ODP_FIT_ERROR``).
+
+    The message is Open vSwitch's, with the key it refused: ``tunnel options
+    missing TTL; the flow key in error is: tunnel(tun_id=0x7b,flags(key)),...``.
+    """
+
+
 class _Reader:
     def __init__(self, text: str) -> None:
         self.text = text
         self.pos = 0
+        # A tunnel() without ttl=: OVS parses it, then refuses the key.
+        self.tunnel_without_ttl = False
 
     def error(self, msg: str) -> FlowParseError:
         return FlowParseError(f"{msg} (at offset {self.pos} in {self.text!r})")
@@ -401,6 +500,12 @@ def parse_odp_flow(text: str) -> tuple[int, int]:
         # A key with eth() but no eth_type() is an 802.3 frame, as in OVS.
         key |= dl_type.put(DL_TYPE_NONE)
         mask |= dl_type.mask
+    if reader.tunnel_without_ttl:
+        # Every datapath tunnel has a TTL; OVS refuses the key, whatever uses it.
+        tunnel = _fmt_tunnel(key, None, verbose=False, ttl_carried=False)
+        rest = format_odp_flow(key & ~_TUNNEL_STORAGE_MASK, mask & ~_TUNNEL_STORAGE_MASK)
+        shown = f"{tunnel},{rest}" if rest else tunnel
+        raise OdpKeyError(f"tunnel options missing TTL; the flow key in error is: {shown}")
     return key, mask
 
 
@@ -435,6 +540,10 @@ def _parse_attrs(r: _Reader, vlan_depth: int) -> tuple[int, int]:
             pending_tpid = tpid
         elif name in _ATTRS:
             k, m = _parse_attr(r, name)
+            key |= k
+            mask |= m
+        elif name == "tunnel":
+            k, m = _parse_tunnel(r)
             key |= k
             mask |= m
         elif name == "packet_type":
@@ -485,6 +594,53 @@ def _parse_vlan(r: _Reader, tci_name: str) -> tuple[int, int]:
             r.pos += 1
     fld = FIELDS[tci_name]
     return fld.put(tci), fld.put(tmask)
+
+
+def _parse_tunnel(r: _Reader) -> tuple[int, int]:
+    """The items of ``tunnel(...)``, in any order, as OVS reads them.
+
+    Items left out are wildcarded. ``flags()`` sets the flag items (oam, df,
+    csum); ``key`` there means nothing, because a tunnel has the key flag
+    exactly when it has a ``tun_id``.
+    """
+    key = mask = 0
+    flags_fld = FIELDS["tun_flags"]
+    has_ttl = has_id = False
+    while r.peek() not in ("", ")"):
+        name = r.name()
+        if name == "flags":
+            r.expect("(")
+            text = r.value()
+            r.expect(")")
+            try:
+                value, given = parse_flags(text, TNL_FLAG_NAMES, "tunnel", TNL_F_MASK)
+            except FlowParseError as exc:
+                raise FlowParseError(f"{exc} in tunnel(flags(...))") from None
+            fmask = TNL_F_MASK if given is None else given
+            key |= flags_fld.put(value & fmask & _TNL_ATTR_FLAGS)
+            mask |= flags_fld.put(fmask & _TNL_ATTR_FLAGS)
+        elif name in _TUNNEL_OPTIONS:
+            raise FlowParseError(
+                f"tunnel({name}(...)): {name} tunnel options are not supported by pyvswitch"
+            )
+        elif name in _TUNNEL_BY_NAME:
+            sub = _TUNNEL_BY_NAME[name]
+            r.expect("=")
+            value, m = _parse_sub_value("tunnel", sub, r.value())
+            fld = FIELDS[sub.storage]
+            key = (key & ~fld.mask) | fld.put(value)
+            mask = (mask & ~fld.mask) | fld.put(m)
+            has_ttl |= name == "ttl"
+            has_id |= name == "tun_id"
+        else:
+            raise r.error(f"unknown field {name!r} in tunnel()")
+        if r.peek() == ",":
+            r.pos += 1
+    if has_id:
+        key |= flags_fld.put(TNL_F_KEY)
+        mask |= flags_fld.put(TNL_F_KEY)
+    r.tunnel_without_ttl |= not has_ttl
+    return key, mask
 
 
 def _parse_attr(r: _Reader, name: str) -> tuple[int, int]:

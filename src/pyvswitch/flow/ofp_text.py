@@ -12,6 +12,7 @@ out-of-range value, we refuse it instead. Printing follows Open vSwitch's
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -20,6 +21,9 @@ from pyvswitch.flow.layout import (
     FRAG_ANY,
     FRAG_LATER,
     OFPP_LOCAL,
+    TNL_F_KEY,
+    TNL_F_OAM,
+    TUNNEL_FIELDS,
     VLAN_CFI,
     VLAN_PCP_MASK,
     VLAN_VID_MASK,
@@ -28,7 +32,7 @@ from pyvswitch.flow.match import FlowParseError, Match
 from pyvswitch.packet.addr import ip4_to_bytes, ip6_to_bytes, ip6_to_str, mac_to_bytes
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping
+    from collections.abc import Callable, Iterable, Mapping, Sequence
 
     from pyvswitch.flow.flow import Flow
 
@@ -155,6 +159,11 @@ _FIELD_LIST = [
     MetaField("tun_id", "tun_id", "hex", 64),
     MetaField("tun_src", "tun_src", "ip4", 32),
     MetaField("tun_dst", "tun_dst", "ip4", 32),
+    MetaField("tun_ipv6_src", "tun_ipv6_src", "ip6", 128),
+    MetaField("tun_ipv6_dst", "tun_ipv6_dst", "ip6", 128),
+    # OpenFlow reaches only the public tunnel flags (OAM, bit 0); the others
+    # (df, csum, key) describe the encapsulation and are the datapath's.
+    MetaField("tun_flags", "tun_flags", "tunflags", 1),
     MetaField("metadata", "metadata", "hex", 64),
     *(MetaField(f"reg{i}", f"reg{i}", "hex", 32) for i in range(16)),
 ]
@@ -180,8 +189,6 @@ _ALIASES = {
     "icmpv6_type": "icmp_type",
     "icmpv6_code": "icmp_code",
     "tunnel_id": "tun_id",
-    "tun_ipv4_src": "tun_src",
-    "tun_ipv4_dst": "tun_dst",
     "vlan_pcp": "dl_vlan_pcp",
 }
 for _alias, _target in _ALIASES.items():
@@ -238,11 +245,10 @@ _UNSUPPORTED_FIELDS = frozenset(
         "ct_nw_proto",
         "ct_tp_src",
         "ct_tp_dst",
-        "tun_ipv6_src",
-        "tun_ipv6_dst",
+        "tun_tos",
+        "tun_ttl",
         "tun_gbp_id",
         "tun_gbp_flags",
-        "tun_flags",
         "tun_erspan_ver",
         "tun_erspan_idx",
         "tun_erspan_dir",
@@ -281,6 +287,9 @@ _UNSUPPORTED_SHORTHANDS = frozenset({"mpls", "mplsm"})
 _INSTEAD = {
     "vlan_vid": "use dl_vlan or vlan_tci",
     "in_port_oxm": "use in_port",
+    # Open vSwitch 3.1 knows these names but has no OpenFlow encoding for them.
+    "tun_tos": "Open vSwitch cannot match it in OpenFlow either",
+    "tun_ttl": "Open vSwitch cannot match it in OpenFlow either",
     **{f"xreg{i}": f"use reg{2 * i} and reg{2 * i + 1}" for i in range(8)},
 }
 
@@ -416,6 +425,13 @@ def parse_field_value(
         )
     elif kind == "flags":
         return parse_tcp_flags(text, field)
+    elif kind == "tunflags":
+        value, given = parse_flags(text, TNL_FLAG_NAMES, "tunnel", _TNL_F_PUBLIC)
+        # Unmasked flags set the whole field: what "whole" is depends on the
+        # width the caller reads at (the public bit in a match, 16 bits in
+        # set_field, which tells an exact write from a masked one).
+        mask = full if given is None else given
+        return value & mask, mask
     else:
         value = _parse_int(value_text, field, label, "value", text)
         mask = _parse_int(mask_text, field, label, "mask", text) if slash else full
@@ -464,6 +480,148 @@ def parse_tcp_flags(text: str, field: MetaField) -> tuple[int, int]:
     for name in text.split("|"):
         value |= _tcp_flag_bit(name, text)
     return value, full
+
+
+#: The tunnel flags by bit, as Open vSwitch names them (``flow_tun_flag_to_string()``).
+TNL_FLAG_NAMES = ("oam", "df", "csum", "key")
+#: Every tunnel flag a match or the datapath shows (OVS's FLOW_TNL_F_MASK).
+TNL_F_MASK = 0xF
+# Matches and set_field reach only the public flags (FLOW_TNL_PUB_F_MASK).
+_TNL_F_PUBLIC = TNL_F_OAM
+# A number as C's strtoll(..., 0) reads one: hex, octal or decimal, signed.
+_C_NUMBER = re.compile(r"[+-]?(?:0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)")
+
+
+def parse_flags(
+    text: str, names: Sequence[str], what: str, allowed: int
+) -> tuple[int, int | None]:
+    """Read flags as Open vSwitch's ``parse_flags()`` does: (value, mask or None).
+
+    Three forms: ``VALUE/MASK`` in numbers, ``+name-name`` (the flags named
+    are matched, set or unset, the others wildcarded), and ``name|name|number``
+    (exactly these flags: the mask is None, meaning the whole field).
+    ``names`` holds the flag names by bit, ``what`` is the word the messages
+    use ("tunnel"), ``allowed`` the bits that may be given.
+    """
+    value_text, slash, mask_text = text.partition("/")
+    if slash:
+        try:
+            value, mask = _c_signed(value_text), _c_signed(mask_text)
+        except ValueError:
+            pass
+        else:
+            if value & ~allowed or mask & ~allowed:
+                raise FlowParseError(f"{text}: unknown {what} flag(s)")
+            return value, mask
+    if text[:1] in ("+", "-"):
+        return _parse_signed_flags(text, names, what, allowed)
+    value = 0
+    pos = 0
+    while pos < len(text):
+        number = _C_NUMBER.match(text, pos)
+        if number is not None:
+            bits = _c_signed(number.group())
+            if bits & ~allowed:
+                raise FlowParseError(f"{text}: unknown {what} flag(s)")
+            value |= bits
+            pos = number.end() + (text[number.end() : number.end() + 1] == "|")
+            continue
+        for bit, name in _named_bits(names):
+            after = pos + len(name)
+            if text.startswith(name, pos) and text[after : after + 1] in ("|", ""):
+                if not bit & allowed:
+                    raise FlowParseError(f"{text}: unknown {what} flag(s)")
+                value |= bit
+                pos = after + (text[after : after + 1] == "|")
+                break
+        else:
+            raise FlowParseError(f"{text}: unknown {what} flag(s)")
+    return value, None
+
+
+def _parse_signed_flags(
+    text: str, names: Sequence[str], what: str, allowed: int
+) -> tuple[int, int]:
+    """``+name-name``: the flags named, each set (+) or unset (-).
+
+    Each step starts at a sign: the text does, and a name is taken only when
+    a sign or the end follows it.
+    """
+    value = mask = 0
+    pos = 0
+    while pos < len(text):
+        sign = text[pos]
+        pos += 1
+        named = next(
+            (
+                (bit, pos + len(name))
+                for bit, name in _named_bits(names)
+                if text.startswith(name, pos)
+                and text[pos + len(name) : pos + len(name) + 1] in ("+", "-", "")
+            ),
+            None,
+        )
+        if named is None:
+            raise FlowParseError(f"{text[pos:]}: unknown {what} flag(s)")
+        bit, after = named
+        if not bit & allowed:
+            raise FlowParseError(f"{text[pos:]}: unknown {what} flag(s)")
+        if mask & bit:
+            raise FlowParseError(f"{text[pos:]}: Each {what} flag can be specified only once")
+        mask |= bit
+        if sign == "+":
+            value |= bit
+        pos = after
+    return value, mask
+
+
+def _named_bits(names: Sequence[str]) -> list[tuple[int, str]]:
+    return [(1 << i, name) for i, name in enumerate(names)]
+
+
+def _c_signed(text: str) -> int:
+    """C's ``strtol(..., 0)`` over the whole text, a sign allowed; ValueError otherwise."""
+    if _C_NUMBER.fullmatch(text) is None:
+        raise ValueError(text)
+    body = text.lstrip("+-")
+    sign = -1 if text.startswith("-") else 1
+    return sign * c_int(body)
+
+
+def format_flags(value: int, names: Sequence[str]) -> str:
+    """Flags as Open vSwitch's ``format_flags()`` prints them: ``oam|key``, ``0`` for none.
+
+    Bits without a name are printed together as one hexadecimal number, last.
+    """
+    if not value:
+        return "0"
+    parts = []
+    unnamed = 0
+    for i in range(value.bit_length()):
+        bit = 1 << i
+        if value & bit:
+            if i < len(names):
+                parts.append(names[i])
+            else:
+                unnamed |= bit
+    if unnamed:
+        parts.append(f"0x{unnamed:x}")
+    return "|".join(parts)
+
+
+def format_flags_masked(value: int, mask: int, max_mask: int, names: Sequence[str]) -> str:
+    """Open vSwitch's ``format_flags_masked()``: ``+df-csum``, or plain flags when exact."""
+    if mask == max_mask:
+        return format_flags(value, names)
+    if not mask:
+        return "0/0"
+    out = []
+    for i in range(mask.bit_length()):
+        bit = 1 << i
+        if mask & bit:
+            name = names[i] if i < len(names) else "[Unknown]"
+            out.append(("+" if value & bit else "-") + name)
+    return "".join(out)
 
 
 def _split_signed(text: str) -> list[str]:
@@ -679,6 +837,23 @@ def format_match(
     ``megaflow`` adds the ``recirc_id=0,eth,`` that ofproto/trace's
     ``Megaflow:`` line starts with. An empty match prints as the empty string.
     """
+    return _format_match(match, priority, port_names, megaflow=megaflow)
+
+
+def _format_match(
+    match: Match,
+    priority: int | None = None,
+    port_names: Mapping[int, str] | None = None,
+    *,
+    megaflow: bool = False,
+    packet_tunnel: bool = False,
+) -> str:
+    """:func:`format_match`; ``packet_tunnel`` prints a tunnelled packet's constant fields.
+
+    Open vSwitch's flow has tunnel fields pyvswitch does not keep (VXLAN
+    group policy, ERSPAN, GTP-U); a packet's flow matches all of them, so
+    ``flow_format()`` prints each, always zero, where they belong.
+    """
     out: list[str] = []
     if priority is not None and priority != 32768:
         out.append(f"priority={priority}")
@@ -720,8 +895,28 @@ def format_match(
             skip_type = True
     for i in range(16):
         put(f"reg{i}")
-    for name in ("tun_id", "tun_src", "tun_dst", "metadata", "in_port"):
+    for name in ("tun_id", "tun_src", "tun_dst", "tun_ipv6_src", "tun_ipv6_dst"):
         put(name)
+    if packet_tunnel:
+        out += ["tun_gbp_id=0", "tun_gbp_flags=0"]
+    # The outer ToS and TTL are no OpenFlow fields, but a megaflow or a
+    # packet matches them; OVS prints the ToS in hexadecimal without "0x".
+    tos, tos_mask = match.get("tun_tos")
+    if tos_mask:
+        out.append(f"tun_tos={tos:x}")
+    ttl, ttl_mask = match.get("tun_ttl")
+    if ttl_mask:
+        out.append(f"tun_ttl={ttl}")
+    if packet_tunnel:
+        out += ["tun_erspan_ver=0", "gtpu_flags=0", "gtpu_msgtype=0"]
+    # All four flags show here (a megaflow matches df, csum and key too),
+    # though OpenFlow can match only oam.
+    tnl_flags, tnl_mask = match.get("tun_flags")
+    if tnl_mask & TNL_F_MASK:
+        text = format_flags_masked(tnl_flags, tnl_mask & TNL_F_MASK, TNL_F_MASK, TNL_FLAG_NAMES)
+        out.append(f"tun_flags={text}")
+    put("metadata")
+    put("in_port")
     if _fmt_vlan(match, out, ""):
         _fmt_vlan(match, out, "1")
     put("dl_src")
@@ -777,7 +972,13 @@ def packet_mask(flow: Flow) -> int:
     names = ["in_port", "dl_src", "dl_dst", "dl_type", "vlan_tpid", "vlan_tci"]
     if flow.vlan_tci:
         names += ["vlan_tpid1", "vlan_tci1"]
-    for name in ("tun_id", "tun_src", "tun_dst", "metadata", *(f"reg{i}" for i in range(16))):
+    if has_tunnel(flow):
+        # A tunnelled packet: all its tunnel metadata, but the tunnel ID only
+        # when the tunnel carries a key.
+        names += [n for n in TUNNEL_FIELDS if n != "tun_id" or flow.tun_flags & TNL_F_KEY]
+    elif flow.tun_id:
+        names.append("tun_id")
+    for name in ("metadata", *(f"reg{i}" for i in range(16))):
         if getattr(flow, name):
             names.append(name)
     if flow.dl_type == ETH_IP:
@@ -800,9 +1001,19 @@ def packet_mask(flow: Flow) -> int:
     return mask
 
 
+def has_tunnel(flow: Flow) -> bool:
+    """Whether ``flow`` came out of a tunnel, that is, has a tunnel destination.
+
+    This is Open vSwitch's ``flow_tnl_dst_is_set()``. Only then do the other
+    tunnel fields count; a tunnel ID alone is metadata an action wrote.
+    """
+    return bool(flow.tun_dst or flow.tun_ipv6_dst)
+
+
 def format_flow(flow: Flow, port_names: Mapping[int, str] | None = None) -> str:
     """Print a flow as ``ofproto/trace`` prints its ``Flow:`` line (``flow_format()``)."""
     mask = packet_mask(flow)
     if not flow.in_port:
         mask &= ~FIELDS["in_port"].mask
-    return format_match(Match.exact(flow.to_key(), mask), port_names=port_names)
+    match = Match.exact(flow.to_key(), mask)
+    return _format_match(match, port_names=port_names, packet_tunnel=has_tunnel(flow))

@@ -23,6 +23,7 @@ from pyvswitch.packet.pcap import PcapWriter
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
+    from ipaddress import IPv4Interface, IPv6Interface
 
 #: Frames a dummy port holds for the switch before it drops new ones, so that
 #: a test that injects without polling cannot grow memory without bound.
@@ -46,6 +47,15 @@ class DummyNetdev(Netdev):
         # ports never share one (OVS's netdev-dummy does the same).
         digest = sum(name.encode()) & 0xFFFF
         self._mac = bytes((0xAA, 0x55, 0xAA, 0x55, digest >> 8, digest & 0xFF))
+        # The addresses netdev-dummy/ip4addr and ip6addr give the port: one of
+        # each family at most, a new one replacing the old, as in Open vSwitch.
+        self.in4: IPv4Interface | None = None
+        self.in6: IPv6Interface | None = None
+
+    @property
+    def addresses(self) -> list[IPv4Interface | IPv6Interface]:
+        """The port's addresses, IPv4 first (the order Open vSwitch lists them in)."""
+        return [a for a in (self.in4, self.in6) if a is not None]
 
     def configure(self, options: Mapping[str, str]) -> None:
         super_options = dict(options)

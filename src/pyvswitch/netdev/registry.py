@@ -24,6 +24,9 @@ _LAZY: dict[str, str] = {
     "system": "pyvswitch.netdev.system",
     "tap": "pyvswitch.netdev.tap",
     "internal": "pyvswitch.netdev.tap",
+    "vxlan": "pyvswitch.netdev.vport",
+    "gre": "pyvswitch.netdev.vport",
+    "geneve": "pyvswitch.netdev.vport",
 }
 _DEVICES: dict[str, tuple[Netdev, int]] = {}
 

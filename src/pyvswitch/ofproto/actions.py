@@ -101,6 +101,12 @@ class SetField:
     own width (as :class:`pyvswitch.flow.ofp_text.MetaField` defines it).
     ``sugar`` keeps the spelling the user wrote (``mod_dl_src`` ...), so that
     printing gives back what ovs-ofctl would print.
+
+    One exception: ``tun_flags`` is one bit wide (oam) but its mask is kept at
+    Open vSwitch's 16 bits, 0xffff for ``set_field:oam->tun_flags`` and 0x1
+    for ``+oam``, because Open vSwitch carries the two differently across
+    OpenFlow versions (:func:`pyvswitch.ofproto.actions_text.set_field_is_exact`).
+    Writing it changes only the oam flag.
     """
 
     field: str
@@ -147,7 +153,12 @@ class GotoTable:
 
 @dataclass(frozen=True, slots=True)
 class SetTunnel:
-    """``set_tunnel:ID`` / ``set_tunnel64:ID``: set the tunnel ID."""
+    """``set_tunnel:ID`` / ``set_tunnel64:ID``: set the tunnel ID.
+
+    Like ``set_field:ID->tun_id``, it leaves the tunnel flags alone: the
+    tunnel port that sends the packet with ``key=flow`` puts the ID in its
+    header.
+    """
 
     tun_id: int
     wide: bool = False

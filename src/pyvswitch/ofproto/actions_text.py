@@ -82,15 +82,17 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pyvswitch.flow.layout import VLAN_CFI
+from pyvswitch.flow.layout import TNL_F_OAM, VLAN_CFI
 from pyvswitch.flow.match import FlowParseError, Match
 from pyvswitch.flow.ofp_text import (
     META_FIELDS,
     PORT_NAMES,
     PREREQS,
+    TNL_FLAG_NAMES,
     MetaField,
     c_hex,
     c_int,
+    format_flags,
     parse_field_value,
 )
 from pyvswitch.ofproto.actions import (
@@ -125,7 +127,10 @@ from pyvswitch.packet.addr import ip6_to_str, mac_to_bytes, mac_to_str
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
 
-__all__ = ["check_actions", "format_actions_as_written", "parse_actions"]
+__all__ = ["check_actions", "format_actions_as_written", "parse_actions", "set_field_is_exact"]
+
+#: The mask of a set_field that writes all 16 bits of tun_flags.
+_TNL_FLAGS_EXACT = 0xFFFF
 
 # The second line ovs-ofctl prints after a check fails; the first (the
 # reason) is a log message, which we put in front of it.
@@ -220,6 +225,11 @@ _FIELD_LIST = [
     _f("tun_id", "NXM_NX_TUN_ID", 64, "hex"),
     _f("tun_src", "NXM_NX_TUN_IPV4_SRC", 32, "ip4"),
     _f("tun_dst", "NXM_NX_TUN_IPV4_DST", 32, "ip4"),
+    _f("tun_ipv6_src", "NXM_NX_TUN_IPV6_SRC", 128, "ip6"),
+    _f("tun_ipv6_dst", "NXM_NX_TUN_IPV6_DST", 128, "ip6"),
+    # A 16-bit field of which OpenFlow reaches one bit (oam): subfields
+    # count 1 bit, set_field values are 16 bits (see set_field_is_exact()).
+    _Field("tun_flags", "NXM_NX_TUN_FLAGS", 1, 2, "tunflags", limit=TNL_F_OAM),
     _f("metadata", "OXM_OF_METADATA", 64, "hex"),
     *(_f(f"reg{i}", f"NXM_NX_REG{i}", 32, "hex") for i in range(16)),
 ]
@@ -277,6 +287,10 @@ for _oxm, _name in {
 }.items():
     _BY_NXM[_oxm] = _FIELDS[_name]
 
+# The outer ToS and TTL of a tunnel: Open vSwitch has them as read-only
+# fields with no OpenFlow encoding, so they can be neither set nor matched.
+_READ_ONLY_TUNNEL = frozenset(("tun_tos", "tun_ttl"))
+
 # Fields Open vSwitch has and pyvswitch does not, so that refusing them can
 # say "not supported" rather than Open vSwitch's "unknown field".
 _UNSUPPORTED_FIELDS = frozenset(
@@ -301,9 +315,8 @@ _UNSUPPORTED_FIELDS = frozenset(
         "mpls_tc",
         "mpls_bos",
         "mpls_ttl",
-        "tun_flags",
-        "tun_ipv6_src",
-        "tun_ipv6_dst",
+        "tun_tos",
+        "tun_ttl",
         "tun_gbp_id",
         "tun_gbp_flags",
         "ipv6_exthdr",
@@ -527,6 +540,8 @@ def _fmt_value(f: _Field, value: int, port_names: Mapping[int, str] | None = Non
         return _fmt_port(value, port_names)
     if f.kind == "hex":
         return c_hex(value)
+    if f.kind == "tunflags":
+        return format_flags(value, TNL_FLAG_NAMES)
     return str(value)
 
 
@@ -711,12 +726,23 @@ def _parse_set_field(_key: str, arg: str, port_names: Mapping[str, int] | None) 
         )
     f = _lookup(name)
     if f is None:
+        if name in _READ_ONLY_TUNNEL:
+            raise FlowParseError(f"{name} is read-only")
         if name in _UNSUPPORTED_FIELDS:
             raise FlowParseError(f"{name}: field not supported by pyvswitch")
         raise FlowParseError(f"{name} is not a valid OXM field name")
     if not f.writable:
         raise FlowParseError(f"{name} is read-only")
     value, mask = _parse_field_value(f, text, port_names)
+    if f.kind == "tunflags":
+        # The mask stays at the field's 16 bits: "oam" writes the whole field
+        # (0xffff), "+oam" only the flag (0x1), and Open vSwitch carries the
+        # two differently across OpenFlow versions.
+        if not mask:
+            raise FlowParseError(
+                f"{text}: the mask is zero, so set_field to {name} would do nothing"
+            )
+        return [SetField(f.name, value & mask, mask)]
     if (f.limit is not None and value > f.limit) or (f.name == "nw_tos" and value & 0x03):
         raise FlowParseError(f"{text} is not a valid value for field {name}")
     # Values are parsed at whole bytes: a 6-bit field's full mask is 0xff.
@@ -1389,6 +1415,20 @@ def _sugar_value(action: SetField, port_names: Mapping[int, str] | None) -> str:
 def ovs_field_bits(name: str) -> int:
     """The width Open vSwitch gives field ``name`` (16 bits for ``in_port`` and ``arp_op``)."""
     return _known(name).bits
+
+
+def set_field_is_exact(action: SetField) -> bool:
+    """Whether a set_field writes its whole field, as Open vSwitch decides it.
+
+    Open vSwitch sends an exact set_field as one over OpenFlow 1.2 to 1.4 and
+    a masked one as loads. For ``tun_flags`` exact means the 16-bit mask of
+    ``set_field:oam->tun_flags``; ``+oam`` and a load of the field's one bit
+    are masked. For the other fields it is a mask covering the field.
+    """
+    if action.field == "tun_flags":
+        return action.mask & _TNL_FLAGS_EXACT == _TNL_FLAGS_EXACT
+    full = _meta_full(action.field)
+    return action.mask & full == full
 
 
 def ovs_field_maskable(name: str) -> bool:

@@ -34,7 +34,10 @@ vSwitch 3.1's ``encode_*``/``decode_*`` functions (lib/ofp-actions.c):
 - ``strip_vlan`` and ``pop_vlan`` are each other over 1.0 and later versions;
   ``goto_table:N`` is ``resubmit(,N)`` over 1.0, where ``push_vlan`` has no
   encoding at all (a dump leaves it out; adding it is refused, as ovs-ofctl
-  refuses it); ``set_tunnel`` is ``set_field:...->tun_id`` over 1.2 and later.
+  refuses it); ``set_tunnel`` is ``set_field:...->tun_id`` over 1.2 and later;
+- "whole field" is Open vSwitch's: ``set_field:+oam->tun_flags`` (and a load
+  of its one bit) is masked, since the field is 16 bits, so it travels as a
+  load before 1.5, where ``set_field:oam->tun_flags`` does not.
 
 One difference, on purpose: Open vSwitch sends a masked ``set_field`` to a
 field that OpenFlow 1.0 has an action for (Ethernet and IPv4 addresses)
@@ -67,6 +70,7 @@ from pyvswitch.ofproto.actions_text import (
     ovs_field_bits,
     ovs_field_maskable,
     set_field_as_loads,
+    set_field_is_exact,
 )
 
 if TYPE_CHECKING:
@@ -240,8 +244,7 @@ def _carry_legacy(action: SetField, version: int, proto: int | None) -> list[Act
 
 def _carry_set_field(action: SetField, version: int, *, tagged: bool) -> list[Action]:
     """A ``set_field`` as it arrived (not a legacy action, not a load) over ``version``."""
-    full = (1 << META_FIELDS[action.field].bits) - 1
-    whole = action.mask & full == full
+    whole = set_field_is_exact(action)
     if version >= OF15 or (version >= OF12 and whole):
         return [action]
     if not whole:

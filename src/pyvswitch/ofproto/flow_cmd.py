@@ -40,7 +40,7 @@ from pyvswitch.flow.ofp_text import (
 )
 from pyvswitch.ofproto.actions import OFPP_MAX, OFPP_NONE, OFPP_NORMAL, Output
 from pyvswitch.ofproto.actions_wire import carry, check_version
-from pyvswitch.ofproto.flow_mod import FlowSpec, parse_flow
+from pyvswitch.ofproto.flow_mod import FlowSpec, parse_flow, split_actions
 from pyvswitch.ofproto.table import Rule
 
 if TYPE_CHECKING:
@@ -138,7 +138,7 @@ def parse_flow_command(
     Raises :class:`FlowParseError` with ovs-ofctl's message.
     """
     with_actions = command in _WITH_ACTIONS
-    head, sep, actions = text.partition("actions=") if with_actions else (text, "", "")
+    head, sep, actions = split_actions(text) if with_actions else (text, "", "")
     if with_actions and not sep:
         raise FlowParseError("must specify an action")
     found = _Keywords(command, port_names)

@@ -44,6 +44,19 @@ class FlowSpec:
     hard_timeout: int = 0
 
 
+def split_actions(text: str) -> tuple[str, str, str]:
+    """``text`` split at its actions, as ovs-ofctl splits it (``str.partition``'s shape).
+
+    ovs-ofctl looks for the word "action" and takes what follows the next
+    "=": ``actions=`` and ``action=`` both work.
+    """
+    at = text.find("action")
+    equals = text.find("=", at + 1) if at >= 0 else -1
+    if equals < 0:
+        return text, "", ""
+    return text[:at], text[at : equals + 1], text[equals + 1 :]
+
+
 def parse_flow(
     text: str, port_names: Mapping[str, int] | None = None, require_actions: bool = True
 ) -> FlowSpec:
@@ -52,7 +65,7 @@ def parse_flow(
     ``actions=`` comes last and takes the rest of the text (its own commas
     and parentheses included). Raises FlowParseError naming what is wrong.
     """
-    head, sep, actions_text = text.partition("actions=")
+    head, sep, actions_text = split_actions(text)
     if not sep and require_actions:
         raise FlowParseError("must specify an action")
     head = head.rstrip().rstrip(",")

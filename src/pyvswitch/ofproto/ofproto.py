@@ -13,13 +13,21 @@ from pyvswitch.dpif.actions_text import format_odp_actions
 from pyvswitch.dpif.datapath import Datapath, UpcallResult
 from pyvswitch.flow.extract import extract_key
 from pyvswitch.flow.flow import Flow
-from pyvswitch.flow.layout import FIELDS
+from pyvswitch.flow.layout import FIELDS, TUNNEL_FIELDS
 from pyvswitch.flow.ofp_text import format_flow
 from pyvswitch.ofproto.actions import OFPP_LOCAL
 from pyvswitch.ofproto.bridge import Bridge, OfPort
 from pyvswitch.ofproto.capture_points import CapturePoints
 from pyvswitch.ofproto.table import OFP_DEFAULT_PRIORITY, Rule
+from pyvswitch.ofproto.tnl_neigh import NeighCache
+from pyvswitch.ofproto.tnl_ports import TunnelPortExistsError, TunnelPorts
+from pyvswitch.ofproto.tnl_route import RouteTable
 from pyvswitch.ofproto.xlate import XlateResult, megaflow_text, translate
+from pyvswitch.ofproto.xlate_tunnel import (
+    TUNNEL_TYPES,
+    translate_tunnel_in,
+    tunnel_receive_mask,
+)
 
 if TYPE_CHECKING:
     import random
@@ -28,6 +36,7 @@ if TYPE_CHECKING:
     from pyvswitch.flow.match import Match
     from pyvswitch.ofproto.actions import Action
     from pyvswitch.ofproto.mirror import Mirror, MirrorStats
+    from pyvswitch.ofproto.tnl_config import TunnelConfig
 
 
 class OfprotoError(ValueError):
@@ -50,6 +59,34 @@ class Ofproto:
         self.on_rules_expired: Callable[[str], None] | None = None
         #: Patch ports someone captures on (see capture_points.py).
         self.capture_points = CapturePoints()
+        #: Tunnel ports, and what native tunnelling looks up: the route
+        #: table and neighbour cache (the daemon shares one of each between
+        #: its datapaths, as they are process-wide in Open vSwitch), a port's
+        #: MAC and addresses (the daemon knows the devices).
+        self.tunnels = TunnelPorts()
+        self.routes = RouteTable()
+        self.neigh = NeighCache()
+        self.port_mac: Callable[[str], int | None] = lambda _name: None
+        self.addresses: Callable[[str], Sequence[object]] = self._route_addresses
+        self._tnl_versions = (-1, -1)
+        #: Packets translation sends of its own accord (ARP requests for
+        #: tunnel next hops), as (datapath port they come in by, frame).
+        self._injected: list[tuple[int, bytes]] = []
+
+    def _route_addresses(self, name: str) -> Sequence[object]:
+        return self.routes.device_addresses(name)
+
+    def inject(self, odp_port: int, frame: bytes) -> None:
+        """Have ``frame`` come in by datapath port ``odp_port`` after the current batch."""
+        self._injected.append((odp_port, frame))
+
+    def _tunnel_state_changed(self) -> bool:
+        """Whether routes or neighbours changed since translations last saw them."""
+        versions = (self.routes.version, self.neigh.version)
+        if versions == self._tnl_versions:
+            return False
+        self._tnl_versions = versions
+        return True
 
     # -- configuration ------------------------------------------------------------
 
@@ -83,18 +120,31 @@ class Ofproto:
         trunks: Iterable[int] = (),
         vlan_mode: str | None = None,
         odp_port: int | None = None,
+        tunnel: TunnelConfig | None = None,
     ) -> OfPort:
-        """Add a port; patch ports (``type_="patch"``) get no datapath port."""
+        """Add a port; patch ports (``type_="patch"``) get no datapath port.
+
+        Tunnel ports (``tunnel`` given) share one datapath port per type and
+        UDP port (``vxlan_sys_4789``); ``odp_port`` is the number to give it
+        when it is made, if free. A tunnel a receiver could not tell apart
+        from another is refused with Open vSwitch's words.
+        """
         bridge = self._bridge(bridge_name)
         if self.find_port(name) is not None:
             raise OfprotoError(f"{name}: a port with this name already exists")
         if type_ == "patch" and not peer:
             raise OfprotoError(f"{name}: patch type requires valid 'peer' argument")
+        if type_ in TUNNEL_TYPES and tunnel is None:
+            raise OfprotoError(f"{name}: a {type_} port needs its tunnel configuration")
         try:
             ofport = bridge.allocate_ofport(ofport_request)
         except ValueError as exc:
             raise OfprotoError(str(exc)) from None
-        dp_port = None if type_ == "patch" else self.datapath.add_port(name, odp_port)
+        dp_port: int | None
+        if tunnel is not None:
+            dp_port = self._add_tunnel(bridge_name, name, ofport, tunnel, odp_port)
+        else:
+            dp_port = None if type_ == "patch" else self.datapath.add_port(name, odp_port)
         port = OfPort(
             name,
             ofport,
@@ -106,7 +156,7 @@ class Ofproto:
             vlan_mode=vlan_mode,
         )
         bridge.ports[ofport] = port
-        if dp_port is not None:
+        if dp_port is not None and tunnel is None:
             self._odp_to_port[dp_port] = (bridge, port)
         self.need_revalidate = True
         return port
@@ -119,10 +169,34 @@ class Ofproto:
             raise OfprotoError(f"{bridge_name}: no port named {name}")
         del bridge.ports[port.ofport]
         bridge.macs.flush(port.ofport)
-        if port.odp_port is not None:
+        if port.type in TUNNEL_TYPES:
+            shared = self.tunnels.remove(name)
+            if shared is not None:
+                self.datapath.del_port(shared)
+                self.datapath.tunnels.kinds.pop(shared, None)
+        elif port.odp_port is not None:
             self.datapath.del_port(port.odp_port)
             del self._odp_to_port[port.odp_port]
         self.need_revalidate = True
+
+    def _add_tunnel(
+        self, bridge: str, name: str, ofport: int, config: TunnelConfig, odp_port: int | None
+    ) -> int:
+        """Register a tunnel port and return its shared datapath port (made if new)."""
+        shared = self.tunnels.datapath_port(config.dpif_port)
+        created = shared is None
+        if shared is None:
+            if odp_port is not None and odp_port in self.datapath.ports:
+                odp_port = None
+            shared = self.datapath.add_port(config.dpif_port, odp_port)
+        try:
+            self.tunnels.add(name, bridge, ofport, config, shared)
+        except TunnelPortExistsError as exc:
+            if created:
+                self.datapath.del_port(shared)
+            raise OfprotoError(str(exc)) from None
+        self.datapath.tunnels.kinds[shared] = (config.type, config.dst_port or 0)
+        return shared
 
     def set_mirrors(self, bridge_name: str, mirrors: Sequence[Mirror]) -> list[str]:
         """Give a bridge these mirrors, replacing its others; returns why any were refused.
@@ -257,9 +331,17 @@ class Ofproto:
 
     def _of_key(self, key: int) -> tuple[Bridge, int] | None:
         """The bridge a datapath key arrives at, and the key with its OpenFlow in_port."""
-        found = self._odp_to_port.get(FIELDS["in_port"].get(key))
+        in_port = FIELDS["in_port"].get(key)
+        found = self._odp_to_port.get(in_port)
         if found is None:
-            return None
+            if in_port not in self.datapath.tunnels.kinds:
+                return None
+            tport = self.tunnels.receive(in_port, Flow.from_key(key))
+            if tport is None or tport.bridge not in self.bridges:
+                return None
+            bridge = self.bridges[tport.bridge]
+            port = bridge.ports[tport.ofport]
+            return bridge, (key & ~FIELDS["in_port"].mask) | FIELDS["in_port"].put(port.ofport)
         bridge, port = found
         # Translation sees OpenFlow port numbers; the datapath key has odp ones.
         return bridge, (key & ~FIELDS["in_port"].mask) | FIELDS["in_port"].put(port.ofport)
@@ -268,27 +350,39 @@ class Ofproto:
         self, key: int, now: float, *, may_learn: bool, tracing: bool = False
     ) -> XlateResult:
         found = self._of_key(key)
+        in_port = FIELDS["in_port"].get(key)
+        tunnel_in = in_port in self.datapath.tunnels.kinds and in_port not in self._odp_to_port
         if found is None:
-            return XlateResult(
-                (),
-                FIELDS["in_port"].mask,
-                (),
-                Flow.from_key(key),
-                f"no OpenFlow port for datapath port {FIELDS['in_port'].get(key)}",
-            )
+            error = f"no OpenFlow port for datapath port {in_port}"
+            mask = FIELDS["in_port"].mask
+            if tunnel_in:
+                error = "no OpenFlow tunnel port for this packet"
+                mask |= tunnel_receive_mask(key)
+            return XlateResult((), mask, (), Flow.from_key(key), error)
         bridge, of_key = found
+        if tunnel_in:
+            return translate_tunnel_in(self, bridge, of_key, now, may_learn, tracing)
         result = translate(self, bridge, of_key, now, may_learn=may_learn, tracing=tracing)
         result.mask |= FIELDS["in_port"].mask
         return result
 
     def receive(self, odp_port: int, frames: list[bytes], now: float) -> dict[int, list[bytes]]:
         """Forward a batch received on datapath port ``odp_port``."""
+        if self._tunnel_state_changed():
+            self.need_revalidate = True
         if self.need_revalidate or self.dirty_tags:
             self.revalidate(now)
         out = self.datapath.receive(odp_port, frames, now)
+        if self._tunnel_state_changed():
+            self.need_revalidate = True
         if self.need_revalidate or self.dirty_tags:
             # Learning during this batch's upcalls made older flows stale.
             self.revalidate(now)
+        while self._injected:
+            injected, self._injected = self._injected, []
+            for port, frame in injected:
+                for out_port, sent in self.datapath.receive(port, [frame], now).items():
+                    out.setdefault(out_port, []).extend(sent)
         return out
 
     def revalidate(self, now: float) -> int:
@@ -316,6 +410,9 @@ class Ofproto:
                     self.on_rules_expired(bridge.name)
             if bridge.macs.expire(now):
                 self.need_revalidate = True
+        self.neigh.run(now)
+        if self._tunnel_state_changed():
+            self.need_revalidate = True
         self.datapath.expire(now)
         if self.need_revalidate:
             self.revalidate(now)
@@ -372,7 +469,7 @@ class Ofproto:
 
 
 #: The tunnel fields a packet keeps from the flow it is traced with.
-_TUNNEL_MASK = FIELDS["tun_id"].mask | FIELDS["tun_src"].mask | FIELDS["tun_dst"].mask
+_TUNNEL_MASK = sum(FIELDS[name].mask for name in TUNNEL_FIELDS)
 
 
 def _packet_flow(key: int, packet: bytes) -> int:
@@ -384,7 +481,8 @@ def _packet_flow(key: int, packet: bytes) -> int:
     everything else, registers and OpenFlow metadata included, comes from the
     packet or is zero.
     """
-    tunnel = key & _TUNNEL_MASK if FIELDS["tun_dst"].get(key) else 0
+    has_dst = FIELDS["tun_dst"].get(key) or FIELDS["tun_ipv6_dst"].get(key)
+    tunnel = key & _TUNNEL_MASK if has_dst else 0
     return extract_key(packet, FIELDS["in_port"].get(key)) | tunnel
 
 

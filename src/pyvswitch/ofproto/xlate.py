@@ -41,13 +41,14 @@ from pyvswitch.dpif.actions import (
 )
 from pyvswitch.dpif.datapath import UpcallResult
 from pyvswitch.flow.flow import Flow
-from pyvswitch.flow.layout import FIELDS, VLAN_CFI
+from pyvswitch.flow.layout import FIELDS, TUNNEL_FIELDS, VLAN_CFI
 from pyvswitch.flow.match import Match
 from pyvswitch.flow.ofp_text import META_FIELDS, format_flow, format_match
 from pyvswitch.ofproto import actions as ofp
 from pyvswitch.ofproto import mirror
 from pyvswitch.ofproto.actions_text import format_actions_as_written
 from pyvswitch.ofproto.bridge import PatchRx, PatchTx
+from pyvswitch.ofproto.xlate_tunnel import TUNNEL_TYPES, terminate, tunnel_output
 from pyvswitch.packet.addr import mac_to_str
 
 if TYPE_CHECKING:
@@ -77,6 +78,7 @@ _SET_FIELDS = (
 )
 # Fields that exist only inside translation; they never narrow a megaflow.
 _METADATA_MASK = FIELDS["metadata"].mask | sum(FIELDS[f"reg{i}"].mask for i in range(16))
+_TUNNEL_MASK = sum(FIELDS[name].mask for name in TUNNEL_FIELDS)
 # What every megaflow matches, as in OVS: the input port and the ethertype.
 # The datapath sees a tagged frame's TPID as its outer ethertype, so matching
 # the ethertype exactly also fixes which VLAN tags are present: the TPID
@@ -204,10 +206,18 @@ def translate(
     *,
     may_learn: bool = True,
     tracing: bool = False,
+    ecn_ce: bool = False,
 ) -> XlateResult:
-    """Translate the packet with flow key ``key`` arriving at ``bridge``."""
+    """Translate the packet with flow key ``key`` arriving at ``bridge``.
+
+    ``ecn_ce``: the packet came out of a tunnel whose outer header was
+    marked CE, which the inner header gets (RFC 6040).
+    """
     flow = Flow.from_key(key)
     ctx = _Ctx(ofproto, bridge, flow, now, may_learn, tracing)
+    if ecn_ce:
+        flow.nw_tos |= 0x03
+        ctx.overwrite(FIELDS["nw_tos"].put(0x03))
     if flow.dl_type in (0x0800, 0x86DD):
         ctx.consult_field("nw_frag")
     ctx.entered.add((bridge.name, flow.in_port))
@@ -225,6 +235,11 @@ def translate(
         error = str(exc)
         ctx.odp.clear()
     mask = ctx.wc & ~_METADATA_MASK
+    if not (FIELDS["tun_dst"].get(key) or FIELDS["tun_ipv6_dst"].get(key)):
+        # A packet that came out of no tunnel has no tunnel in its datapath
+        # key: what set_field or a lookup read of tunnel fields is not
+        # matched (OVS clears these wildcards for a non-tunnel packet).
+        mask &= ~_TUNNEL_MASK
     return XlateResult(
         tuple(ctx.odp),
         mask,
@@ -492,13 +507,18 @@ def _output_port(ctx: _Ctx, port: OfPort, last: bool) -> None:
     if port.odp_port is None:
         _patch_output(ctx, port, last)
         return
+    if port.type in TUNNEL_TYPES:
+        tunnel_output(ctx, port, last, _commit, _cross_into)
+        mirror.egress(ctx, port, _mirror_copy)
+        return
     _commit(ctx)
     sent = (port.odp_port, _key(ctx.base))
     if sent in ctx.sent:
         ctx.detail(f"-> not sending the same packet out of {port.name} twice")
         return
     ctx.sent.add(sent)
-    ctx.odp.append(OdpOutput(port.odp_port))
+    if not terminate(ctx, port):
+        ctx.odp.append(OdpOutput(port.odp_port))
     mirror.egress(ctx, port, _mirror_copy)
 
 
@@ -525,6 +545,21 @@ def _patch_output(ctx: _Ctx, port: OfPort, last: bool) -> None:
         _commit(ctx)
         ctx.odp += captured
     saved_mirrors = mirror.leave_by_patch(ctx, port, _mirror_copy)
+    try:
+        _cross_into(ctx, peer_bridge, peer, last, patch=True)
+    finally:
+        ctx.mirrors = saved_mirrors
+
+
+def _cross_into(ctx: _Ctx, peer_bridge: Bridge, peer: OfPort, last: bool, *, patch: bool) -> None:
+    """Go on translating in ``peer_bridge`` as if the packet came in by ``peer``.
+
+    A patch crossing, and the underlay half of a tunnel output (the outer
+    packet enters the bridge that owns the tunnel's address by that port).
+    Registers, metadata and the tunnel are cleared, as OVS's
+    patch_port_output() clears them; afterwards the bridge that output sees
+    its own flow again.
+    """
     flow = ctx.flow
     saved_flow, saved_overwritten = flow.copy(), ctx.overwritten
     saved_bridge, saved_table = ctx.bridge, ctx.table_id
@@ -533,7 +568,9 @@ def _patch_output(ctx: _Ctx, port: OfPort, last: bool) -> None:
     flow.metadata = 0
     for i in range(16):
         setattr(flow, f"reg{i}", 0)
-    ctx.overwrite(_METADATA_MASK | FIELDS["in_port"].mask)
+    for name in TUNNEL_FIELDS:
+        setattr(flow, name, 0)
+    ctx.overwrite(_METADATA_MASK | FIELDS["in_port"].mask | _TUNNEL_MASK)
     ctx.bridge = peer_bridge
     ctx.table_id = 0
     header = f'bridge("{peer_bridge.name}")'
@@ -546,7 +583,8 @@ def _patch_output(ctx: _Ctx, port: OfPort, last: bool) -> None:
     if ctx.trace is not None:
         ctx.trace += ["", " " * header_col + header, " " * header_col + "-" * len(header)]
     try:
-        mirror.enter_by_patch(ctx, saved_bridge, peer, _mirror_copy)
+        if patch:
+            mirror.enter_by_patch(ctx, saved_bridge, peer, _mirror_copy)
         _lookup_and_run(ctx, 0, peer.ofport, last)
     finally:
         # The peer's view ends here: the original bridge sees its own flow
@@ -560,7 +598,6 @@ def _patch_output(ctx: _Ctx, port: OfPort, last: bool) -> None:
         ctx.bridge, ctx.table_id = saved_bridge, saved_table
         ctx.line_col, ctx.act_col = saved_cols
         ctx.stopped = False
-        ctx.mirrors = saved_mirrors
 
 
 def _commit(ctx: _Ctx) -> None:

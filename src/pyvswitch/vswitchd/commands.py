@@ -14,11 +14,14 @@ from typing import TYPE_CHECKING
 from pyvswitch.flow.match import FlowParseError
 from pyvswitch.flow.odp_text import compose_packet, parse_odp_flow
 from pyvswitch.netdev.dummy import DummyNetdev
+from pyvswitch.ofproto.tnl_config import format_dpif_show
+from pyvswitch.ofproto.xlate_tunnel import TUNNEL_TYPES
 from pyvswitch.vswitchd.dpctl import register_dpctl_commands
 from pyvswitch.vswitchd.ofctl_commands import register_ofctl_commands
 from pyvswitch.vswitchd.oftrace import USAGE as TRACE_USAGE
 from pyvswitch.vswitchd.oftrace import trace
 from pyvswitch.vswitchd.timeval import register_timeval_commands
+from pyvswitch.vswitchd.tnl_commands import register_tnl_commands
 from pyvswitch.vswitchd.unixctl import UNLIMITED, UnixctlError, UnixctlServer
 from pyvswitch.vswitchd.vlog import installed, register_vlog_commands
 
@@ -47,6 +50,12 @@ async def register_commands(daemon: Daemon) -> UnixctlServer:
     if vlog is not None:
         register_vlog_commands(server, vlog)
     register_ofctl_commands(daemon, server)
+    server.register("tnl/ports/show", "[-v]", 0, 1, lambda _args: _tnl_ports_show(daemon))
+    server.register("ofproto/list-tunnels", "", 0, 0, lambda _args: _list_tunnels(daemon))
+    server.register(
+        "coverage/read-counter", "COUNTER", 1, 1, lambda args: _read_counter(daemon, args[0])
+    )
+    register_tnl_commands(daemon, server)
     await server.listen(daemon.rundir / "pvs-vswitchd.ctl")
     return server
 
@@ -58,6 +67,30 @@ def _exit(daemon: Daemon) -> str:
     # Another argument is ignored, as in Open vSwitch.
     daemon.stop.set()
     return ""
+
+
+def _tnl_ports_show(daemon: Daemon) -> str:
+    """``tnl/ports/show``: the shared tunnel datapath ports of every datapath."""
+    lines = ["Listening ports:"]
+    for kind in sorted(daemon.datapaths):
+        lines += daemon.datapaths[kind].ofp.tunnels.show().splitlines()[1:]
+    return "\n".join(lines) + "\n"
+
+
+def _list_tunnels(daemon: Daemon) -> str:
+    return "".join(
+        daemon.datapaths[k].ofp.tunnels.list_tunnels() for k in sorted(daemon.datapaths)
+    )
+
+
+def _read_counter(daemon: Daemon, name: str) -> str:
+    """``coverage/read-counter NAME``: a drop counter's total, as Open vSwitch prints it.
+
+    The datapaths count drops under Open vSwitch's coverage names; a name
+    nothing counted reads 0, as an unknown counter does in Open vSwitch.
+    """
+    total = sum(dp.ofp.datapath.tunnels.coverage[name] for dp in daemon.datapaths.values())
+    return f"{total}\n"
 
 
 def dpif_show(daemon: Daemon) -> str:
@@ -72,7 +105,10 @@ def dpif_show(daemon: Daemon) -> str:
             bridge = dp.ofp.bridges[name]
             for port in sorted(bridge.ports.values(), key=lambda p: p.name):
                 odp = "none" if port.odp_port is None else str(port.odp_port)
-                if port.type == "patch":
+                tunnel = dp.ofp.tunnels.port(port.name) if port.type in TUNNEL_TYPES else None
+                if tunnel is not None:
+                    kind_text = format_dpif_show(tunnel.config)
+                elif port.type == "patch":
                     kind_text = f"patch: peer={port.peer}"
                 elif port.ofport == OFPP_LOCAL:
                     kind_text = "dummy-internal" if dp.kind == "dummy" else "internal"

@@ -80,6 +80,8 @@ class BridgeConfig:
     fail_mode: str
     ports: tuple[PortConfig, ...] = field(default=())
     mirrors: tuple[MirrorConfig, ...] = field(default=())
+    #: ``other_config:hwaddr``: the bridge's own MAC, when set and valid.
+    hwaddr: bytes | None = None
 
 
 def _scalar(datum: tuple[Any, ...]) -> Any:
@@ -112,6 +114,7 @@ def read_config(db: Database) -> tuple[list[BridgeConfig], int]:
                 name=str(_scalar(row["name"])),
                 datapath_type=str(_scalar(row["datapath_type"]) or ""),
                 fail_mode=str(_scalar(row["fail_mode"]) or "standalone"),
+                hwaddr=_hwaddr(row),
                 ports=tuple(sorted(ports, key=lambda p: p.name)),
                 mirrors=tuple(
                     _mirror_config(m, mirror_rows[m], ports_rows)
@@ -121,6 +124,22 @@ def read_config(db: Database) -> tuple[list[BridgeConfig], int]:
             )
         )
     return sorted(bridges, key=lambda b: b.name), next_cfg
+
+
+def _hwaddr(row: Mapping[str, Any]) -> bytes | None:
+    """A bridge's ``other_config:hwaddr``; an unusable one is ignored, as OVS ignores it."""
+    text = dict(row["other_config"]).get("hwaddr")
+    if not isinstance(text, str):
+        return None
+    parts = text.split(":")
+    if len(parts) != 6 or not all(len(p) in (1, 2) for p in parts):
+        return None
+    try:
+        mac = bytes(int(p, 16) for p in parts)
+    except ValueError:
+        return None
+    # Multicast and all-zero addresses cannot be a port's address.
+    return None if mac[0] & 1 or mac == bytes(6) else mac
 
 
 def _port_configs(port: Mapping[str, Any], iface_rows: Mapping[Any, Any]) -> list[PortConfig]:

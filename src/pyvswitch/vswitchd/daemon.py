@@ -36,6 +36,9 @@ from pyvswitch.netdev import Netdev, NetdevError, netdev_close, netdev_open
 from pyvswitch.ofproto.actions import OFPP_MAX
 from pyvswitch.ofproto.flow_cmd import set_fail_mode
 from pyvswitch.ofproto.ofproto import Ofproto, OfprotoError
+from pyvswitch.ofproto.tnl_neigh import NeighCache
+from pyvswitch.ofproto.tnl_route import RouteTable
+from pyvswitch.ofproto.xlate_tunnel import TUNNEL_TYPES
 from pyvswitch.ovsdb.journal import JournalError
 from pyvswitch.ovsdb.server import OvsdbServer, open_database
 from pyvswitch.vswitchd.capture import SOCKET_NAME as CAPTURE_SOCKET
@@ -49,6 +52,7 @@ from pyvswitch.vswitchd.config import (
 )
 from pyvswitch.vswitchd.daemonize import DaemonizeError, Detacher, Pidfile, absolute_pidfile
 from pyvswitch.vswitchd.flowstore import FLOWS_FILE, FlowStore, FlowStoreError
+from pyvswitch.vswitchd.route_sync import RouteSync
 from pyvswitch.vswitchd.status import mirror_statistics_updates, stats_interval_ms, status_updates
 from pyvswitch.vswitchd.timeval import Clock
 from pyvswitch.vswitchd.vlog import CONSOLE, OFF, Vlog, VlogError
@@ -60,6 +64,10 @@ if TYPE_CHECKING:
     from pyvswitch.vswitchd.status import Running
 
 log = logging.getLogger("pyvswitch.vswitchd")
+#: Open vSwitch's modules for what tunnel configuration logs.
+vport_log = logging.getLogger("pyvswitch.netdev_vport")
+tunnel_log = logging.getLogger("pyvswitch.tunnel")
+netdev_log = logging.getLogger("pyvswitch.netdev")
 
 OFPP_LOCAL = 0xFFFE
 DEFAULT_RUNDIR = "/var/run/pyvswitch"
@@ -80,6 +88,14 @@ def dummy_odp_port(name: str) -> int | None:
     # Port 0 is not given out by number (OVS's choose_port() wants a
     # positive one): "vif0" gets the first free port, like a name without digits.
     return number if 0 < number < 1 << 16 else None
+
+
+def _device_mac(dp: Datapath, name: str) -> int | None:
+    """The MAC of the device called ``name`` on ``dp`` (translation's port_mac)."""
+    for dev in dp.devices.values():
+        if dev.name == name:
+            return int.from_bytes(dev.mac, "big")
+    return None
 
 
 def _port_type(dp: Datapath, iface_type: str, provider: str) -> str:
@@ -137,7 +153,9 @@ class Datapath:
 class Daemon:
     """The daemon's state: database server, datapaths, devices, control commands."""
 
-    def __init__(self, rundir: Path, dbdir: Path | None = None) -> None:
+    def __init__(
+        self, rundir: Path, dbdir: Path | None = None, *, system_routes: bool = True
+    ) -> None:
         self.rundir = rundir
         self.db_path = (dbdir or rundir) / "conf.db"
         db, journal = open_database(self.db_path)
@@ -155,6 +173,11 @@ class Daemon:
         self._stats_due = float("-inf")
         #: pvs-tcpdump's way in (capture.sock): captures on any port.
         self.capture = CaptureServer(self)
+        #: Native tunnelling's route table and neighbour cache (ovs/route/*,
+        #: tnl/neigh/*), and what keeps the routes in step with the kernel.
+        self.routes = RouteTable()
+        self.neigh = NeighCache()
+        self.route_sync = RouteSync(self, system_routes=system_routes)
 
     # -- reconciliation --------------------------------------------------------------
 
@@ -168,7 +191,12 @@ class Daemon:
     def _datapath(self, bridge: BridgeConfig) -> Datapath:
         kind = "dummy" if bridge.datapath_type == "dummy" else "netdev"
         if kind not in self.datapaths:
-            self.datapaths[kind] = Datapath(kind)
+            dp = self.datapaths[kind] = Datapath(kind)
+            # One route table and neighbour cache for the whole switch, as in
+            # Open vSwitch; translation asks the devices for MACs.
+            dp.ofp.routes = self.routes
+            dp.ofp.neigh = self.neigh
+            dp.ofp.port_mac = functools.partial(_device_mac, dp)
         return self.datapaths[kind]
 
     @functools.cached_property
@@ -205,11 +233,27 @@ class Daemon:
                     results[port.interface.uuid] = self._add_port(bridge, port)
                 added.append(port)
             self._configure_mirrors(running, bridge)
+            if bridge.hwaddr is not None and bridge.hwaddr != running.hwaddr:
+                self._set_bridge_mac(bridge, bridge.hwaddr)
             self.running[bridge.name] = bridge
         # A bridge that has left the database takes its saved rules with it:
         # a new bridge of the same name starts afresh.
         self.flow_store.forget(set(self.flow_store.bridges) - set(wanted_by_name))
         self._write_back(results, next_cfg)
+
+    def _set_bridge_mac(self, bridge: BridgeConfig, mac: bytes) -> None:
+        """Give the bridge's own port ``mac`` (``other_config:hwaddr``)."""
+        dp = self._datapath(bridge)
+        local = dp.ofp.bridges[bridge.name].ports[OFPP_LOCAL].odp_port
+        dev = dp.devices.get(local) if local is not None else None
+        if dev is None:
+            return
+        try:
+            dev.set_mac(mac)
+        except NetdevError as exc:
+            log.warning("%s: cannot set hwaddr: %s", bridge.name, exc)
+        # Translation that compared addresses with the old MAC is stale.
+        dp.ofp.need_revalidate = True
 
     def _add_bridge(self, bridge: BridgeConfig) -> None:
         dp = self._datapath(bridge)
@@ -270,8 +314,8 @@ class Daemon:
 
     def _provider(self, dp: Datapath, port: PortConfig) -> str:
         kind = port.interface.type
-        if kind == "patch":
-            return "patch"
+        if kind in ("patch", *TUNNEL_TYPES):
+            return kind
         if dp.kind == "dummy":
             return "dummy"
         return {"": "system", "system": "system"}.get(kind, kind)
@@ -292,10 +336,23 @@ class Daemon:
         try:
             dev = netdev_open(iface.name, provider, options)
         except NetdevError as exc:
+            lines = getattr(exc, "log_lines", None)
+            if lines:
+                vport_log.warning("%s", "\n".join(lines))
+                strerror = getattr(exc, "strerror", None) or "Invalid argument"
+                netdev_log.warning("%s: could not set configuration (%s)", iface.name, strerror)
             return -1, str(exc)
+        tunnel = getattr(dev, "tunnel", None) if provider in TUNNEL_TYPES else None
+        for warning in getattr(dev, "warnings", ()):
+            vport_log.warning("%s", warning)
         try:
             odp = None
-            if provider != "patch" and dp.kind == "dummy":
+            if tunnel is not None:
+                # A dummy datapath numbers a shared tunnel port after its UDP
+                # port (4789, 6081), as Open vSwitch's does; GRE takes the
+                # first free number.
+                odp = tunnel.dst_port if dp.kind == "dummy" else None
+            elif provider != "patch" and dp.kind == "dummy":
                 odp = dummy_odp_port(iface.name)
                 if odp in dp.ofp.datapath.ports:
                     odp = None
@@ -309,11 +366,20 @@ class Daemon:
                 trunks=port.trunks,
                 vlan_mode=port.vlan_mode,
                 odp_port=odp,
+                tunnel=tunnel,
             )
         except OfprotoError as exc:
             netdev_close(dev)
+            if tunnel is not None:
+                # Two tunnels a receiver could not tell apart: OVS's words.
+                tunnel_log.warning("%s", exc)
+                message = f"could not add network device {iface.name} to ofproto (File exists)"
+                log.warning("%s", message)
+                return -1, message
             return -1, str(exc)
-        if ofport.odp_port is not None:
+        if tunnel is not None:
+            netdev_close(dev)  # configuration only, like a patch port
+        elif ofport.odp_port is not None:
             dp.devices[ofport.odp_port] = dev
             self._watch(dp, ofport.odp_port, dev)
         else:
@@ -487,6 +553,7 @@ class Daemon:
         now = self.clock()
         for dp in self.datapaths.values():
             dp.ofp.run(now)
+        self.neigh.run(now)
         self._refresh_status()
 
     async def _periodic(self) -> None:
@@ -515,6 +582,7 @@ class Daemon:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 self.loop.add_signal_handler(sig, self.stop.set)
             self.reconcile()
+            self.route_sync.start()
             log.info("pvs-vswitchd (pyvswitch) %s", __version__)
             if on_ready is not None:
                 on_ready()
@@ -523,6 +591,7 @@ class Daemon:
             periodic.cancel()
         finally:
             # Also after a failed start: no socket is left behind.
+            await self.route_sync.stop()
             await self.capture.close()
             if unixctl is not None:
                 await unixctl.close()
@@ -571,6 +640,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         metavar="FILE",
         help=f"log to FILE (default $PVS_LOGDIR/pvs-vswitchd.log, PVS_LOGDIR: {DEFAULT_LOGDIR})",
+    )
+    parser.add_argument(
+        "--disable-system-route",
+        action="store_true",
+        help="do not mirror the kernel's routes into the route table (as ovs-vswitchd's)",
     )
     parser.add_argument(
         "-v",
@@ -661,7 +735,8 @@ def _run(
     try:
         if pidfile is not None:
             pidfile.create()
-        asyncio.run(Daemon(rundir, dbdir).run(on_ready))
+        daemon = Daemon(rundir, dbdir, system_routes=not args.disable_system_route)
+        asyncio.run(daemon.run(on_ready))
     except (OSError, JournalError, DaemonizeError) as exc:
         log.error("cannot start: %s", exc)  # noqa: TRY400 - the message is the whole story
         return 1

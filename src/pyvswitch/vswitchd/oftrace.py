@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from pyvswitch.flow.layout import DL_TYPE_NONE, FIELDS
 from pyvswitch.flow.match import FlowParseError
-from pyvswitch.flow.odp_text import parse_odp_flow
+from pyvswitch.flow.odp_text import OdpKeyError, parse_odp_flow
 from pyvswitch.flow.ofp_text import parse_match
 from pyvswitch.ofproto.ofproto import OfprotoError
 from pyvswitch.vswitchd.unixctl import UnixctlError
@@ -66,6 +66,9 @@ def trace(daemon: Daemon, args: list[str]) -> str:
         raise UnixctlError("Syntax error")
     try:
         key, mask = parse_odp_flow(words[-1])
+    except OdpKeyError as exc:
+        # A datapath flow, but not a usable key: OVS says so as it is.
+        raise UnixctlError(str(exc)) from None
     except FlowParseError as exc:
         # Not a datapath flow: then it is an OpenFlow flow after a bridge name.
         if len(words) != 2:
