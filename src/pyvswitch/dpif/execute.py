@@ -654,8 +654,14 @@ def _run_tunnel(
             cur = tunnel_push(action, cur, runtime)
         elif isinstance(action, OdpTnlPop):
             # The pop works on a copy when more actions follow, as in OVS;
-            # bytes cannot change, so the copy is the same object.
-            tunnel_pop(action.port, cur, runtime)
+            # bytes cannot change, so the copy is the same object. A kernel
+            # peer's frame may come with its checksums left to us (partial)
+            # or as one GSO super-frame: finished here, the outer checksum
+            # verifies and the inner packet leaves complete. (OVS 3.1 drops
+            # such frames.)
+            pieces = finish_offloads(cur) if type(cur) is VnetFrame else (cur,)
+            for piece in pieces:
+                tunnel_pop(action.port, bytes(piece), runtime)
         elif isinstance(action, OdpClone):
             _run_tunnel(cur, action.actions, out, upcalls, runtime)
     if plain:
