@@ -451,7 +451,12 @@ class Daemon:
                     "row": row,
                 }
             )
-        ops += status_updates(self.server.db, self._running_interfaces(), statistics=False)
+        ops += status_updates(
+            self.server.db,
+            self._running_interfaces(),
+            statistics=False,
+            egress=self._tunnel_egress(),
+        )
         ops.append(
             {"op": "update", "table": "Open_vSwitch", "where": [], "row": {"cur_cfg": next_cfg}}
         )
@@ -496,9 +501,23 @@ class Daemon:
                 if ofport is None:
                     continue
                 dev = None if ofport.odp_port is None else devices.get(ofport.odp_port)
-                if dev is not None or ofport.type == "patch":
+                if dev is not None or ofport.type in ("patch", *TUNNEL_TYPES):
                     found[port.interface.name] = (dev, ofport)
         return found
+
+    def _tunnel_egress(self) -> dict[str, tuple[str, bool] | None]:
+        """For each tunnel interface, the device its remote address routes by, and its carrier."""
+        egress: dict[str, tuple[str, bool] | None] = {}
+        for dp in self.datapaths.values():
+            for tport in dp.ofp.tunnels.ports():
+                remote = tport.config.remote_ip
+                route = None if remote == "flow" else self.routes.lookup(remote)
+                if route is None:
+                    egress[tport.name] = None
+                    continue
+                dev = next((d for d in dp.devices.values() if d.name == route.dev), None)
+                egress[tport.name] = (route.dev, dev is not None and dev.carrier)
+        return egress
 
     def _refresh_status(self) -> None:
         """Write back status that changed and, when due, the statistics (as ovs-vswitchd)."""
@@ -511,7 +530,12 @@ class Daemon:
         statistics = now >= self._stats_due
         if statistics:
             self._stats_due = now + interval / 1000
-        ops = status_updates(self.server.db, self._running_interfaces(), statistics=statistics)
+        ops = status_updates(
+            self.server.db,
+            self._running_interfaces(),
+            statistics=statistics,
+            egress=self._tunnel_egress(),
+        )
         if statistics:
             ops += mirror_statistics_updates(self.server.db, self._mirror_statistics())
         if ops:

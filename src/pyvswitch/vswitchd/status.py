@@ -16,7 +16,12 @@ Per kind of interface, as ovs-vswitchd 3.1 writes them:
   ``tx_packets``, ``tx_bytes``, without its per-queue and test-only custom
   counters), for other devices every counter the device keeps;
 * a patch port (no device): ``up``, no MTU, ``ifindex`` 0, and its four
-  packet and byte counters from ofproto;
+  packet and byte counters from ofproto; a tunnel port the same, plus in
+  ``status`` the device its remote address routes by
+  (``tunnel_egress_iface``) and whether that device has a carrier
+  (``tunnel_egress_iface_carrier``). Open vSwitch 3.1 writes these only when
+  a kernel route announcement comes in; we look the route up every time, so
+  they are there on a dummy datapath too;
 * an interface that is not running (it failed, or its device went away):
   the columns are cleared, as Open vSwitch clears them.
 
@@ -100,10 +105,19 @@ def wanted_statistics(running: Running) -> Datum:
 
 
 def status_updates(
-    db: Database, interfaces: Mapping[str, Running], *, statistics: bool
+    db: Database,
+    interfaces: Mapping[str, Running],
+    *,
+    statistics: bool,
+    egress: Mapping[str, tuple[str, bool] | None] | None = None,
 ) -> list[dict[str, Any]]:
-    """``update`` operations for the Interface rows whose status (or statistics) changed."""
+    """``update`` operations for the Interface rows whose status (or statistics) changed.
+
+    ``egress`` gives, for each tunnel interface, the device its remote
+    address routes by and that device's carrier (None: no route).
+    """
     ops = []
+    egress = egress or {}
     for row_uuid, row in db.rows("Interface").items():
         name = row["name"][0]
         running = interfaces.get(name)
@@ -113,10 +127,19 @@ def status_updates(
             wanted = wanted_status(running)
             if statistics:
                 wanted["statistics"] = wanted_statistics(running)
+            if name in egress:
+                wanted["status"] = _egress_status(egress[name])
         changed = {col: _to_json(value) for col, value in wanted.items() if row[col] != value}
         if changed:
             ops.append(_update(row_uuid, changed))
     return ops
+
+
+def _egress_status(egress: tuple[str, bool] | None) -> Datum:
+    if egress is None:
+        return ()
+    dev, carrier = egress
+    return (("tunnel_egress_iface", dev), ("tunnel_egress_iface_carrier", _state(carrier)))
 
 
 def mirror_statistics_updates(
