@@ -43,6 +43,7 @@ Where we deliberately differ from Open vSwitch 3.1:
 
 from __future__ import annotations
 
+import struct
 from functools import partial
 from typing import TYPE_CHECKING, TypeVar
 
@@ -61,11 +62,19 @@ from pyvswitch.dpif.tunnel_exec import TunnelRuntime
 from pyvswitch.dpif.tunnel_exec import pop as tunnel_pop
 from pyvswitch.dpif.tunnel_exec import push as tunnel_push
 from pyvswitch.packet.checksum import (
+    checksum,
     checksum_update16,
     checksum_update32,
     checksum_update_bytes,
 )
-from pyvswitch.packet.offload import VnetFrame, finish_offloads, rewrap
+from pyvswitch.packet.offload import (
+    VIRTIO_NET_HDR_F_NEEDS_CSUM,
+    VIRTIO_NET_HDR_GSO_ECN,
+    VNET,
+    VnetFrame,
+    finish_offloads,
+    rewrap,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -659,13 +668,109 @@ def _run_tunnel(
             # or as one GSO super-frame: finished here, the outer checksum
             # verifies and the inner packet leaves complete. (OVS 3.1 drops
             # such frames.)
-            pieces = finish_offloads(cur) if type(cur) is VnetFrame else (cur,)
+            pieces = (
+                _finish_for_pop(cur, runtime.kinds.get(action.port))
+                if type(cur) is VnetFrame
+                else (cur,)
+            )
             for piece in pieces:
                 tunnel_pop(action.port, bytes(piece), runtime)
         elif isinstance(action, OdpClone):
             _run_tunnel(cur, action.actions, out, upcalls, runtime)
     if plain:
         out.extend(execute(cur, plain, upcalls))
+
+
+def _finish_for_pop(frame: VnetFrame, kind: tuple[str, int] | None) -> list[bytes]:
+    """A tunnelled frame with offload work left to us, finished so that it can be popped.
+
+    A partial inner checksum is simply completed: the sender's outer UDP
+    checksum already counts it as done (local checksum offload). A GSO
+    super-frame is harder: the kernel describes a tunnelled one (VXLAN,
+    Geneve, GRE around TCP) with the *inner* TCP's GSO type and offsets, and
+    cutting it as plain TCP would leave every segment's inner addresses out
+    of the TCP checksum and the outer lengths wrong. So the inner frame is
+    cut on its own and each segment gets the outer header back with its
+    lengths and checksums made right, as the sender's device would have sent it.
+    """
+    flags, gso_type, hdr_len, gso_size, csum_start, csum_offset = VNET.unpack(frame.vnet)
+    inner_at = _inner_offset(frame, kind)
+    if (
+        not gso_type & ~VIRTIO_NET_HDR_GSO_ECN
+        or not flags & VIRTIO_NET_HDR_F_NEEDS_CSUM
+        or inner_at is None
+        or csum_start < inner_at + 14
+    ):
+        return finish_offloads(frame)
+    vnet = VNET.pack(
+        flags,
+        gso_type,
+        max(hdr_len - inner_at, 0),
+        gso_size,
+        csum_start - inner_at,
+        csum_offset,
+    )
+    outer = frame[:inner_at]
+    return [
+        _outer_for(outer, segment)
+        for segment in finish_offloads(VnetFrame(frame[inner_at:], vnet))
+    ]
+
+
+def _inner_offset(frame: bytes, kind: tuple[str, int] | None) -> int | None:
+    """Where the inner frame starts behind ``frame``'s outer headers, or None if unknown."""
+    if kind is None or len(frame) < 54:
+        return None
+    ethertype = frame[12:14]
+    if ethertype == b"\x08\x00":
+        l4, proto = 14 + (frame[14] & 0x0F) * 4, frame[23]
+    elif ethertype == b"\x86\xdd":
+        l4, proto = 54, frame[20]
+    else:
+        return None
+    name = kind[0]
+    if len(frame) < l4 + 16:
+        return None
+    if proto == 17 and name == "vxlan":
+        return l4 + 16
+    if proto == 17 and name == "geneve":
+        return l4 + 16 + (frame[l4 + 8] & 0x3F) * 4
+    if proto == 47 and name == "gre":
+        bits = frame[l4]
+        return l4 + 4 + 4 * (bool(bits & 0x80) + bool(bits & 0x20) + bool(bits & 0x10))
+    return None
+
+
+def _outer_for(outer: bytes, segment: bytes) -> bytes:
+    """``outer`` (Ethernet to the tunnel header) put back on ``segment``.
+
+    Lengths and checksums are recomputed; a zero UDP checksum stays zero
+    (none was sent).
+    """
+    head = bytearray(outer)
+    size = len(head) + len(segment)
+    if head[12:14] == b"\x08\x00":
+        ihl = (head[14] & 0x0F) * 4
+        l4, proto = 14 + ihl, head[23]
+        struct.pack_into("!HH", head, 16, size - 14, int.from_bytes(head[18:20], "big"))
+        struct.pack_into("!H", head, 24, 0)
+        struct.pack_into("!H", head, 24, checksum(head[14 : 14 + ihl]))
+        pseudo = bytes(head[26:34]) + struct.pack("!BBH", 0, proto, size - l4)
+    else:
+        l4, proto = 54, head[20]
+        struct.pack_into("!H", head, 18, size - 54)
+        pseudo = bytes(head[22:54]) + struct.pack("!IxxxB", size - l4, proto)
+    if proto == 17:
+        struct.pack_into("!H", head, l4 + 4, size - l4)
+        if head[l4 + 6 : l4 + 8] != b"\0\0":
+            struct.pack_into("!H", head, l4 + 6, 0)
+            value = checksum(pseudo + bytes(head[l4:]) + segment) or 0xFFFF
+            struct.pack_into("!H", head, l4 + 6, value)
+    elif head[l4] & 0x80:
+        # A GRE checksum covers the GRE header and what follows it, no pseudo-header.
+        struct.pack_into("!H", head, l4 + 4, 0)
+        struct.pack_into("!H", head, l4 + 4, checksum(bytes(head[l4:]) + segment))
+    return bytes(head) + segment
 
 
 def _flat(actions: Sequence[OdpAction]) -> list[OdpAction]:

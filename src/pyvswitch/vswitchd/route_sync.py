@@ -145,6 +145,11 @@ def kernel_addresses(
     return found
 
 
+def _import_pyroute2() -> None:
+    """Import pyroute2 (about 0.3 s, once), so that later imports find it loaded."""
+    import pyroute2  # type: ignore[import-untyped, unused-ignore]  # noqa: F401, PLC0415
+
+
 def read_kernel(with_routes: bool, only: frozenset[str] | None) -> KernelView:
     """Read the namespace's addresses (of devices in ``only``, if given) and routes.
 
@@ -277,6 +282,13 @@ class RouteSync:
                 self._waiting = True
                 loop.call_later(wait, self._read_after_gap, loop)
             return
+        if self._pool is None:
+            # pyroute2 is imported here, on the loop's thread, before any
+            # read runs in the helper thread: importing it in two threads at
+            # once (the helper's read and, say, the tap provider's first use
+            # while reconciling) fails on its circular imports with "cannot
+            # import name ... from partially initialized module".
+            _import_pyroute2()
         self._dirty = False
         self._last_read = loop.time()
         if self._pool is None:
