@@ -22,7 +22,16 @@ more with ``other_config:userspace-tso-enable=true`` and default offloads,
 its best setting. One row with default offloads shows the failure. pyvswitch
 runs with the default offloads.
 
-Options: ``--quick`` (N in {1, 2}, one round, short runs: about two
+Three more rows (``vxlan-*``) put the client and the server on two sides of
+a VXLAN tunnel (VNI 42) over an underlay veth: the server's end is always a
+kernel VXLAN device, the client's is the kernel (a Linux bridge and a VXLAN
+device), Open vSwitch 3.1 or pyvswitch, both with native tunnelling
+(``br-int`` and ``br-phy``). Open vSwitch 3.1 pops no frame whose checksums
+a kernel peer left unfinished and pushes none it read so, with or without
+userspace TSO; its VXLAN row therefore has transmit checksum offload off on
+every device of both hosts.
+
+Options: ``--quick`` (N in {1, 2}, one round, short runs: about three
 minutes), ``--only REGEX`` (rows whose name it matches), ``--out DIR``
 (default ``benchmarks/results/<timestamp>``). Output: ``results.md``,
 ``results.json`` (every raw number) and PNG plots. Every loop and wait is

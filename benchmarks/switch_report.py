@@ -44,12 +44,13 @@ def metric(row: Row, name: str) -> float | None:
 
 
 def find(rows: list[Row], switch: str, setting: str | None, kind: str, n: int) -> Row | None:
-    """The row of ``switch`` (and ``setting``) with ``n`` bridges chained by ``kind``.
+    """The plain row of ``switch`` (and ``setting``) with ``n`` bridges chained by ``kind``.
 
     One bridge is the start of both chains, so ``n == 1`` matches either kind.
+    Tunnel rows never match: their switches do other work.
     """
     for row in rows:
-        if row["switch"] != switch or row["bridges"] != n:
+        if row.get("tunnel") or row["switch"] != switch or row["bridges"] != n:
             continue
         if setting is not None and row["setting"] != setting:
             continue
@@ -71,10 +72,20 @@ def _spread(median: float | None, values: list[float], spec: str) -> str:
     return f"{median:{spec}} ({min(values):{spec}}-{max(values):{spec}})"
 
 
-def main_table(rows: list[Row]) -> list[str]:
+def plain_rows(rows: list[Row]) -> list[Row]:
+    """The rows without a tunnel (results of older runs have no ``tunnel`` key)."""
+    return [row for row in rows if not row.get("tunnel")]
+
+
+def vxlan_rows(rows: list[Row]) -> list[Row]:
+    return [row for row in rows if row.get("tunnel") == "vxlan"]
+
+
+def main_table(rows: list[Row], columns: tuple[str, str] = ("switch", "bridges")) -> list[str]:
+    """One line per row; ``columns`` names the label and topology columns."""
     lines = [
         (
-            "| row | switch | bridges | offloads | TCP Gbit/s (range) | offered kpps "
+            f"| row | {columns[0]} | {columns[1]} | offloads | TCP Gbit/s (range) | offered kpps "
             "| delivered kpps (range) | loss | RTT median µs | RTT p99 µs | CPU s / Mpkt |"
         ),
         "|---|---|---|---|--:|--:|--:|--:|--:|--:|--:|",
@@ -99,7 +110,7 @@ def main_table(rows: list[Row]) -> list[str]:
 
 def offload_table(rows: list[Row]) -> list[str]:
     lines = [
-        "| row | hosts' veth ends (client, server) | switch's veth ends |",
+        "| row | the hosts' devices (client, server) | the switch's devices |",
         "|---|---|---|",
     ]
     for row in rows:
@@ -120,7 +131,10 @@ def problems(rows: list[Row]) -> list[str]:
 
 
 def _ratio(a: float | None, b: float | None) -> str:
-    return "—" if a is None or not b else f"{a / b:.2f}"
+    """``a / b`` to two decimals, or two significant digits below 0.1 (0.019)."""
+    if a is None or not b:
+        return "—"
+    return f"{a / b:.2f}" if a / b >= 0.1 else f"{a / b:.2g}"
 
 
 def ratios(rows: list[Row]) -> list[str]:
@@ -141,11 +155,7 @@ def ratios(rows: list[Row]) -> list[str]:
         cells = [_ratio(metric(pvs1, m), metric(other, m)) for m in ("tcp", "delivered_pps")]
         cells.append(_ratio(metric(pvs1, "median_us"), metric(other, "median_us")))
         lines.append(f"| {label} | {' | '.join(cells)} |")
-    lines += [
-        "",
-        "| chain | N | TCP at N / at N=1 | delivered pps at N / at N=1 |",
-        "|---|--:|--:|--:|",
-    ]
+    chains = []
     for switch, setting, kind, label in CURVES:
         first = find(rows, switch, setting, kind, 1)
         for n in (2, 4, 8):
@@ -154,7 +164,50 @@ def ratios(rows: list[Row]) -> list[str]:
                 continue
             tcp = _ratio(metric(row, "tcp"), metric(first, "tcp"))
             pps = _ratio(metric(row, "delivered_pps"), metric(first, "delivered_pps"))
-            lines.append(f"| {label} | {n} | {tcp} | {pps} |")
+            chains.append(f"| {label} | {n} | {tcp} | {pps} |")
+    if chains:
+        # A run without chains (``--only``) gets no empty table.
+        lines += [
+            "",
+            "| chain | N | TCP at N / at N=1 | delivered pps at N / at N=1 |",
+            "|---|--:|--:|--:|",
+            *chains,
+        ]
+    return lines
+
+
+#: What a VXLAN row is, for the report.
+VXLAN_SETUP = (
+    "The client (198.51.100.1, MTU 1450) sends over VXLAN (VNI 42, UDP port 4789) to the "
+    "server's kernel VXLAN device (198.51.100.2) across an underlay veth (203.0.113.0/24). "
+    "The client side's tunnel end, in its own namespace, is the kernel (a Linux bridge "
+    "joining the client's veth to a VXLAN device), Open vSwitch 3.1's userspace datapath "
+    "or pyvswitch (both with native tunnelling: br-int with the client's port and a vxlan "
+    "port, br-phy with the underlay veth and the endpoint address on its internal port). "
+    "Frames are counted as delivered on the server's VXLAN device."
+)
+
+
+def vxlan_ratios(rows: list[Row]) -> list[str]:
+    """pyvswitch's VXLAN row against Open vSwitch's and the kernel's, of this run."""
+    by_switch = {row["switch"]: row for row in vxlan_rows(rows)}
+    ours = by_switch.get("pvs")
+    lines = [
+        (
+            "| ratio | TCP | delivered pps | RTT median (lower is better) "
+            "| CPU per frame (lower is better) |"
+        ),
+        "|---|--:|--:|--:|--:|",
+    ]
+    for switch, label in (("ovs", "Open vSwitch 3.1 userspace"), ("linux", "kernel vxlan")):
+        other = by_switch.get(switch)
+        if ours is None or other is None:
+            continue
+        cells = [
+            _ratio(metric(ours, name), metric(other, name))
+            for name in ("tcp", "delivered_pps", "median_us", "cpu_s_per_mpkt")
+        ]
+        lines.append(f"| pyvswitch / {label} | {' | '.join(cells)} |")
     return lines
 
 
@@ -175,18 +228,22 @@ def markdown(data: dict[str, Any]) -> str:
         "Medians over the rounds (ranges in brackets). CPU: the switch's processes over "
         "the frame runs, per million frames delivered."
     )
-    lines = [
-        "# Switch benchmark results",
-        "",
-        about,
-        "",
-        method,
-        "",
-        *main_table(rows),
-        "",
-        "## Ratios",
-        "",
-        *ratios(rows),
+    lines = ["# Switch benchmark results", "", about, "", method]
+    plain, tunnel = plain_rows(rows), vxlan_rows(rows)
+    if plain or not tunnel:
+        lines += ["", *main_table(plain), "", "## Ratios", "", *ratios(plain)]
+    if tunnel:
+        lines += [
+            "",
+            "## VXLAN between two namespaces",
+            "",
+            VXLAN_SETUP,
+            "",
+            *main_table(tunnel, ("client side's tunnel end", "setup")),
+            "",
+            *vxlan_ratios(tunnel),
+        ]
+    lines += [
         "",
         "## Offloads (ethtool -k at the time of the row)",
         "",
@@ -214,8 +271,10 @@ def plots(data: dict[str, Any], out: Path) -> list[Path]:
         import matplotlib.pyplot as plt
     except ImportError:
         return []
-    rows: list[Row] = data["rows"]
-    made = []
+    rows = plain_rows(data["rows"])
+    made = [vxlan_plot(plt, vxlan_rows(data["rows"]), out)] if vxlan_rows(data["rows"]) else []
+    if not rows:
+        return made
     for name, key, scale, unit in (
         ("tcp_vs_n.png", "tcp", 1.0, "TCP throughput, Gbit/s (one stream)"),
         ("pps_vs_n.png", "delivered_pps", 1e-3, "64-byte frames delivered, kpps"),
@@ -256,6 +315,51 @@ def plots(data: dict[str, Any], out: Path) -> list[Path]:
         plt.close(fig)
         made.append(out / name)
     return made
+
+
+#: The VXLAN rows' bars, top to bottom: (switch, label, colour).
+VXLAN_BARS = (
+    ("linux", "kernel vxlan", "grey"),
+    ("ovs", "Open vSwitch 3.1", "C2"),
+    ("pvs", "pyvswitch", "C0"),
+)
+
+
+def vxlan_plot(plt: Any, rows: list[Row], out: Path) -> Path:
+    """``vxlan.png``: TCP and delivered frames of the VXLAN rows, side by side.
+
+    The scales are linear on purpose: the kernel's bar dwarfing the others is
+    the finding. Every bar carries its value, and its range over the rounds.
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.2), dpi=100)
+    by_switch = {row["switch"]: row for row in rows}
+    for ax, key, scale, unit, spec in (
+        (axes[0], "tcp", 1.0, "TCP, Gbit/s (one stream)", ".2f"),
+        (axes[1], "delivered_pps", 1e-3, "64-byte frames delivered, kpps", ".0f"),
+    ):
+        bars = [
+            (label, color, value * scale, [v * scale for v in _values(row, key)])
+            for switch, label, color in VXLAN_BARS
+            if (row := by_switch.get(switch)) is not None
+            and (value := metric(row, key)) is not None
+        ]
+        ys = list(range(len(bars)))[::-1]
+        values = [value for _, _, value, _ in bars]
+        spans = [[v - min(vs) for _, _, v, vs in bars], [max(vs) - v for _, _, v, vs in bars]]
+        ax.barh(ys, values, xerr=spans, color=[c for _, c, _, _ in bars], capsize=3)
+        ax.set_yticks(ys, [label for label, _, _, _ in bars])
+        for y, value in zip(ys, values, strict=True):
+            ax.annotate(format(value, spec), (value, y), xytext=(4, 4),
+                        textcoords="offset points", fontsize="small")  # fmt: skip
+        ax.set_xlabel(unit)
+        # Room to the right of the longest bar for its value.
+        ax.set_xlim(0, max(values, default=1) * 1.18 or 1)
+        ax.grid(visible=True, axis="x", alpha=0.3)
+    fig.suptitle("VXLAN between two namespaces (server side: kernel vxlan)", fontsize="medium")
+    fig.tight_layout()
+    fig.savefig(out / "vxlan.png")
+    plt.close(fig)
+    return out / "vxlan.png"
 
 
 def write(data: dict[str, Any], out: Path) -> list[Path]:

@@ -10,6 +10,7 @@ medians.
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from dataclasses import dataclass
@@ -19,8 +20,11 @@ from benchmarks import measure
 from benchmarks.switches import LinuxBridge, OpenVswitch, Pyvswitch
 from benchmarks.switchlab import (
     CLIENT_IP,
+    CLIENT_UNDERLAY_IP,
     OFFLOADS,
+    OVERLAY_MTU,
     SERVER_IP,
+    SERVER_UNDERLAY_IP,
     BenchError,
     RowLab,
     checksum_offload_off,
@@ -40,6 +44,7 @@ class Switch(Protocol):
     def build(
         self, lab: RowLab, sw: str, kind: str, n: int, ends: tuple[str, str]
     ) -> list[str]: ...
+    def build_vxlan(self, lab: RowLab, sw: str, ends: tuple[str, str]) -> list[str]: ...
     def pids(self) -> list[int]: ...
     def notes(self) -> list[str]: ...
 
@@ -56,12 +61,12 @@ class Durations:
     ping_interval: float
 
 
-#: A full run: 4 rounds of about 12 s a row, about 15 minutes for all 20 rows
+#: A full run: 4 rounds of about 12 s a row, about 17 minutes for all 23 rows
 #: on a 2-core VM.
 FULL = Durations(rounds=4, tcp_seconds=3, tcp_omit=1, pps_seconds=3, ping_count=50,
                  ping_interval=0.01)  # fmt: skip
-#: A quick run: one round of about 10 s a row, under two minutes for the 12
-#: rows with N <= 2.
+#: A quick run: one round of about 10 s a row, under three minutes for the 15
+#: rows with N <= 2 (the VXLAN rows included).
 QUICK = Durations(rounds=1, tcp_seconds=2, tcp_omit=1, pps_seconds=2, ping_count=50,
                   ping_interval=0.01)  # fmt: skip
 
@@ -76,6 +81,9 @@ class RowSpec:
     chain: str  # "patch" or "veth" (N=1 has no link between bridges)
     bridges: int
     hosts_tx_off: bool = False
+    #: "vxlan" for a row whose client and server talk over VXLAN (the switch
+    #: is the client side's tunnel end), "" for the plain rows.
+    tunnel: str = ""
 
     def make_switch(self) -> Switch | None:
         if self.switch == "linux":
@@ -87,10 +95,16 @@ class RowSpec:
         return None
 
     def label(self) -> str:
+        if self.tunnel and self.switch == "linux":
+            return f"kernel {self.tunnel}"
         return {"none": "veth pair", "linux": LinuxBridge.label, "ovs": OpenVswitch.label,
                 "pvs": Pyvswitch.label}[self.switch]  # fmt: skip
 
     def topology(self) -> str:
+        if self.tunnel:
+            if self.switch == "linux":
+                return f"Linux bridge + {self.tunnel} device"
+            return f"br-int + br-phy, native {self.tunnel}"
         if self.switch == "none":
             return "—"
         return "1" if self.bridges == 1 else f"{self.bridges}, {self.chain}"
@@ -115,6 +129,16 @@ def all_rows() -> list[RowSpec]:
             for kind in ("patch", "veth")
             for n in (2, 4, 8)
         ]
+    # VXLAN between two namespaces: the client side's tunnel end is the
+    # kernel (a Linux bridge and a VXLAN device), Open vSwitch or pyvswitch;
+    # the server's is always a kernel VXLAN device. Open vSwitch 3.1 runs
+    # with its best working setting for this path (docs/performance.md).
+    tx_off = "hosts' tx checksum off"
+    rows += [
+        RowSpec("vxlan-kernel", "linux", "default offloads", "veth", 1, tunnel="vxlan"),
+        RowSpec("vxlan-ovs-csumoff", "ovs", tx_off, "patch", 2, True, tunnel="vxlan"),
+        RowSpec("vxlan-pvs", "pvs", "default offloads", "patch", 2, tunnel="vxlan"),
+    ]
     return rows
 
 
@@ -139,8 +163,23 @@ def run_round(spec: RowSpec, prefix: str, d: Durations) -> Json:
     return result
 
 
-def _measure(spec: RowSpec, lab: RowLab, d: Durations, result: Json) -> None:
-    switch = spec.make_switch()
+@dataclass
+class Wiring:
+    """What a row built: the two hosts' namespaces and measured devices, every
+    device whose offloads are recorded (name -> namespace), the hosts' own
+    devices among them, and the switch's pids (for its CPU time)."""
+
+    cli: str
+    cdev: str
+    srv: str
+    sdev: str
+    devices: dict[str, str]
+    hosts: list[str]
+    pids: list[int]
+
+
+def _wire_plain(spec: RowSpec, lab: RowLab, switch: Switch | None) -> Wiring:
+    """The client and server on veths to the switch (or to each other)."""
     cli, srv = lab.netns("cli"), lab.netns("srv")
     cdev, sdev = lab.name("c"), lab.name("s")
     devices = {cdev: cli, sdev: srv}
@@ -162,32 +201,86 @@ def _measure(spec: RowSpec, lab: RowLab, d: Durations, result: Json) -> None:
         switch.start(lab, sw)
         devices |= dict.fromkeys(switch.build(lab, sw, spec.chain, spec.bridges, ends), sw)
         pids = switch.pids()
-    result["offloads"] = {dev: offloads(ns, dev) for dev, ns in devices.items()}
-    result["hosts"] = [cdev, sdev]
+    return Wiring(cli, cdev, srv, sdev, devices, [cdev, sdev], pids)
+
+
+def _wire_vxlan(spec: RowSpec, lab: RowLab, switch: Switch) -> Wiring:
+    """Two hosts joined by VXLAN: the switch is the client side's tunnel end.
+
+    The client's veth (overlay address, MTU 1450) goes to the switch's
+    namespace ``sw``; an underlay veth joins ``sw`` to the server, whose
+    kernel VXLAN device ``<prefix>s`` holds the server's overlay address and
+    is where frames are counted as delivered.
+    """
+    cli, sw, srv = lab.netns("cli"), lab.netns("sw"), lab.netns("srv")
+    cdev, sdev = lab.name("c"), lab.name("s")
+    ends = (lab.name("pc"), lab.name("ua"))
+    underlay = lab.name("ub")
+    lab.veth((sw, ends[0]), (cli, cdev))
+    lab.veth((sw, ends[1]), (srv, underlay))
+    lab.mtu(cli, cdev, OVERLAY_MTU)
+    lab.address(cli, cdev, CLIENT_IP)
+    lab.address(srv, underlay, SERVER_UNDERLAY_IP)
+    lab.vxlan(srv, sdev, underlay, SERVER_UNDERLAY_IP, CLIENT_UNDERLAY_IP)
+    lab.address(srv, sdev, SERVER_IP)
+    devices = {cdev: cli, sdev: srv, underlay: srv} | dict.fromkeys(ends, sw)
+    hosts = [cdev, sdev, underlay]
+    if spec.hosts_tx_off:
+        for dev in hosts:
+            checksum_offload_off(devices[dev], dev)
+    switch.start(lab, sw)
+    devices |= dict.fromkeys(switch.build_vxlan(lab, sw, ends), sw)
+    return Wiring(cli, cdev, srv, sdev, devices, hosts, switch.pids())
+
+
+def _measure(spec: RowSpec, lab: RowLab, d: Durations, result: Json) -> None:
+    switch = spec.make_switch()
+    if spec.tunnel:
+        if switch is None:
+            raise BenchError(f"row {spec.name}: a tunnel row needs a switch at the client's end")
+        w = _wire_vxlan(spec, lab, switch)
+    else:
+        w = _wire_plain(spec, lab, switch)
+    cli, srv = w.cli, w.srv
+    result["offloads"] = {dev: offloads(ns, dev) for dev, ns in w.devices.items()}
+    result["hosts"] = w.hosts
     measure.warm_up(cli)
     _attempt(result, "ping", lambda: vars(measure.ping_rtt(cli, d.ping_count, d.ping_interval)))
     _attempt(result, "tcp", lambda: {"gbps": [measure.tcp_run(
         lab, cli, srv, d.tcp_seconds, d.tcp_omit)]})  # fmt: skip
-    config = measure.trafgen_config(cli, cdev, srv, sdev, lab.tempdir("gen"))
+    config = measure.trafgen_config(cli, w.cdev, srv, w.sdev, lab.tempdir("gen"))
     _attempt(result, "pps", lambda: {"samples": [vars(measure.pps_run(
-        lab, ((cli, cdev), (srv, sdev)), config, d.pps_seconds, pids))]})  # fmt: skip
+        lab, ((cli, w.cdev), (srv, w.sdev)), config, d.pps_seconds, w.pids))]})  # fmt: skip
     if switch is not None:
         result["notes"] += switch.notes()
 
 
 def summarize_offloads(found: dict[str, dict[str, bool]], hosts: list[str]) -> dict[str, str]:
-    """One line for the hosts' veth ends and one for the switch's, as ethtool reported them."""
+    """One line for the hosts' devices and one for the switch's, as ethtool reported them.
 
-    def describe(names: list[str]) -> str:
-        settings = {tuple(found[n].get(label) for label in OFFLOADS.values()) for n in names}
-        if not settings:
-            return ""
-        if len(settings) > 1:
-            return "differ per device: see results.json"
-        flags = dict(zip(OFFLOADS.values(), next(iter(settings)), strict=True))
+    Devices that differ are listed by group, each device by its role (its
+    name without the row's prefix): ``... GRO off (c, ub); ... GRO on (s)``.
+    """
+    # Character by character, on purpose: the names are interface names.
+    prefix = os.path.commonprefix(list(found)) if len(found) > 1 else ""  # noqa: RUF071
+
+    def text(flags: dict[str, bool | None]) -> str:
         on = " ".join(k for k, v in flags.items() if v)
         off = " ".join(k for k, v in flags.items() if v is False)
         return ", ".join(filter(None, [on and f"{on} on", off and f"{off} off"]))
+
+    def describe(names: list[str]) -> str:
+        groups: dict[tuple[bool | None, ...], list[str]] = {}
+        for name in names:
+            key = tuple(found[name].get(label) for label in OFFLOADS.values())
+            groups.setdefault(key, []).append(name)
+        texts = {key: text(dict(zip(OFFLOADS.values(), key, strict=True))) for key in groups}
+        if len(groups) == 1:
+            return next(iter(texts.values()))
+        return "; ".join(
+            f"{texts[key]} ({', '.join(n[len(prefix) :] for n in members)})"
+            for key, members in groups.items()
+        )
 
     return {
         "hosts": describe([n for n in found if n in hosts]),
@@ -210,6 +303,7 @@ def merge(spec: RowSpec, rounds: list[Json]) -> Json:
         "chain": spec.chain,
         "bridges": spec.bridges,
         "topology": spec.topology(),
+        "tunnel": spec.tunnel,
         "offload_setting": "hosts: tx-csum, TSO off" if spec.hosts_tx_off else "default",
         "rounds": len(rounds),
         "seconds": round(sum(r["seconds"] for r in rounds), 1),

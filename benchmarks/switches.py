@@ -14,6 +14,14 @@ the client's port on the first bridge and the server's on the last. Every
 bridge runs its default flow (NORMAL). Running the switch inside a namespace
 keeps its bridges' internal ports (and Open vSwitch's ``ovs-netdev`` device)
 out of the machine's own namespace.
+
+For the VXLAN rows each switch is instead the client side's tunnel end
+(:meth:`build_vxlan`): the two virtual switches with native tunnelling, as
+OVS's userspace tunnelling guide sets it up and with the same ``ovs-vsctl``
+command line (``br-int`` with the client's port and a vxlan port, ``br-phy``
+with the underlay veth and the tunnel endpoint address on its internal
+port), the kernel with a Linux bridge joining the client's port to a kernel
+VXLAN device.
 """
 
 from __future__ import annotations
@@ -25,10 +33,18 @@ from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from benchmarks.switchlab import BenchError, run
+from benchmarks.switchlab import (
+    CLIENT_UNDERLAY_IP,
+    SERVER_UNDERLAY_IP,
+    UNDERLAY,
+    VNI,
+    BenchError,
+    run,
+)
 
 if TYPE_CHECKING:
     import subprocess
+    from collections.abc import Callable
 
     from benchmarks.switchlab import RowLab
 
@@ -36,6 +52,8 @@ OVS_SCHEMA = Path("/usr/share/openvswitch/vswitch.ovsschema")
 OVS_PROGRAMS = ("ovsdb-tool", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl")
 #: How long a daemon may take to start and answer.
 START_LIMIT = 30.0
+#: How long a switch may take to mirror the kernel's route to the underlay.
+ROUTE_LIMIT = 15.0
 
 
 def chain_commands(
@@ -71,6 +89,52 @@ def chain_commands(
     return args[1:], links
 
 
+def vxlan_commands(
+    lab: RowLab, ends: tuple[str, str], datapath_type: str = ""
+) -> tuple[list[str], str, str]:
+    """``ovs-vsctl`` arguments for a VXLAN tunnel end, and its two bridges' names.
+
+    ``br-int`` (here ``<prefix>bi``) gets the client's port ``ends[0]`` and a
+    vxlan port to the server's underlay address with VNI :data:`VNI`;
+    ``br-phy`` (``<prefix>bp``) gets the underlay veth ``ends[1]``.
+    """
+    bint, bphy, tun = lab.name("bi"), lab.name("bp"), lab.name("vx")
+    args = ["add-br", bint]
+    if datapath_type:
+        args += ["--", "set", "Bridge", bint, f"datapath_type={datapath_type}"]
+    args += [
+        "--", "add-port", bint, ends[0],
+        "--", "add-port", bint, tun,
+        "--", "set", "Interface", tun, "type=vxlan",
+        f"options:remote_ip={SERVER_UNDERLAY_IP}", f"options:key={VNI}",
+        "--", "add-br", bphy,
+    ]  # fmt: skip
+    if datapath_type:
+        args += ["--", "set", "Bridge", bphy, f"datapath_type={datapath_type}"]
+    args += ["--", "add-port", bphy, ends[1]]
+    return args, bint, bphy
+
+
+def tunnel_endpoint(
+    lab: RowLab, sw: str, bridges: tuple[str, str], appctl: Callable[..., str]
+) -> None:
+    """The endpoint address on ``br-phy``'s internal port, both bridges up, and a
+    bounded wait until the switch has mirrored the kernel's route to the underlay
+    (before it, the first packets would find no route)."""
+    bint, bphy = bridges
+    lab.address(sw, bphy, CLIENT_UNDERLAY_IP)
+    for bridge in (bint, bphy):
+        run(["ip", "-n", sw, "link", "set", bridge, "up"])
+    route = f"{UNDERLAY}.0/24 dev {bphy}"
+    deadline = time.monotonic() + ROUTE_LIMIT
+    while route not in (shown := appctl("ovs/route/show")):
+        if time.monotonic() > deadline:
+            raise BenchError(
+                f"no route {route!r} in ovs/route/show after {ROUTE_LIMIT:.0f} s: {shown!r}"
+            )
+        time.sleep(0.2)
+
+
 class LinuxBridge:
     """The kernel's bridge, one of it, with the two ports."""
 
@@ -88,6 +152,18 @@ class LinuxBridge:
             run(["ip", "-n", sw, "link", "set", port, "master", bridge])
         run(["ip", "-n", sw, "link", "set", bridge, "up"])
         return []
+
+    def build_vxlan(self, lab: RowLab, sw: str, ends: tuple[str, str]) -> list[str]:
+        """A bridge joining the client's port to a kernel VXLAN device over ``ends[1]``,
+        which holds the endpoint address itself (the kernel needs no ``br-phy``)."""
+        bridge, tun = lab.name("b1"), lab.name("vx")
+        lab.address(sw, ends[1], CLIENT_UNDERLAY_IP)
+        lab.vxlan(sw, tun, ends[1], CLIENT_UNDERLAY_IP, SERVER_UNDERLAY_IP)
+        run(["ip", "-n", sw, "link", "add", bridge, "type", "bridge"])
+        for port in (ends[0], tun):
+            run(["ip", "-n", sw, "link", "set", port, "master", bridge])
+        run(["ip", "-n", sw, "link", "set", bridge, "up"])
+        return [tun]
 
     def pids(self) -> list[int]:
         return []
@@ -151,6 +227,15 @@ class OpenVswitch:
         self.vsctl(*args)
         return links
 
+    def appctl(self, *args: str) -> str:
+        return self.ovs("ovs-appctl", "--timeout=30", *args)
+
+    def build_vxlan(self, lab: RowLab, sw: str, ends: tuple[str, str]) -> list[str]:
+        args, bint, bphy = vxlan_commands(lab, ends, datapath_type="netdev")
+        self.vsctl(*args)
+        tunnel_endpoint(lab, sw, (bint, bphy), self.appctl)
+        return []
+
     def pids(self) -> list[int]:
         return list(self._pids)
 
@@ -201,6 +286,17 @@ class Pyvswitch:
         args, links = chain_commands(lab, sw, kind, n, ends)
         self.vsctl(*args)
         return links
+
+    def appctl(self, *args: str) -> str:
+        env = {**os.environ, "PVS_RUNDIR": str(self.dir)}
+        argv = [sys.executable, "-m", "pyvswitch.cli.appctl", *args]
+        return run(argv, env=env, timeout=60)
+
+    def build_vxlan(self, lab: RowLab, sw: str, ends: tuple[str, str]) -> list[str]:
+        args, bint, bphy = vxlan_commands(lab, ends)
+        self.vsctl(*args)
+        tunnel_endpoint(lab, sw, (bint, bphy), self.appctl)
+        return []
 
     def pids(self) -> list[int]:
         return [self.proc.pid] if self.proc else []

@@ -6,8 +6,10 @@ switch, ``sw`` (the switch and all its ports). Every name starts with the
 run's ``pvs-`` prefix and the row's number, links included, so parallel runs
 never collide and ``./run cleanup`` finds leftovers. Links are created inside
 the namespaces, never in the machine's own one, and addresses come from
-198.51.100.0/24 only. Daemons keep their pid files directly in a
-``pvs-*`` temporary directory, where ``./run cleanup`` looks for them.
+198.51.100.0/24 (the hosts, or the overlay of the VXLAN rows) and
+203.0.113.0/24 (the VXLAN rows' underlay) only. Daemons keep their pid files
+directly in a ``pvs-*`` temporary directory, where ``./run cleanup`` looks
+for them.
 
 Processes are started through :meth:`RowLab.spawn` and stopped by their pid
 in :meth:`RowLab.close`, which the row's ``with`` block runs also on Ctrl-C.
@@ -38,6 +40,19 @@ SERVER_IP = f"{NET}.2"
 #: The destination of generated frames: on the server's subnet but nobody's
 #: address, so the server's kernel counts and drops them without answering.
 BLACKHOLE_IP = f"{NET}.99"
+
+#: The VXLAN rows' underlay: the client side's tunnel endpoint (``.1``) and the
+#: server's (``.2``); the hosts' addresses above are then the overlay's.
+UNDERLAY = "203.0.113"
+CLIENT_UNDERLAY_IP = f"{UNDERLAY}.1"
+SERVER_UNDERLAY_IP = f"{UNDERLAY}.2"
+#: The VXLAN network identifier every VXLAN row uses, and its UDP port.
+VNI = 42
+VXLAN_PORT = 4789
+#: VXLAN over IPv4 adds 50 bytes (Ethernet 14, IPv4 20, UDP 8, VXLAN 8), and
+#: neither switch fragments outer packets: the overlay's MTU on a 1500-byte
+#: underlay.
+OVERLAY_MTU = 1450
 
 
 class BenchError(RuntimeError):
@@ -154,6 +169,20 @@ class RowLab:
 
     def address(self, ns: str, dev: str, address: str) -> None:
         run(["ip", "-n", ns, "addr", "add", f"{address}/24", "dev", dev])
+
+    def vxlan(self, ns: str, dev: str, lower: str, local: str, remote: str) -> None:
+        """A kernel VXLAN device ``dev`` in ``ns`` (VNI :data:`VNI`, UDP port
+        :data:`VXLAN_PORT`) from ``local`` to ``remote`` over ``lower``, with
+        the overlay MTU, up.
+
+        It lives in its namespace, which :meth:`close` deletes with it.
+        """
+        run(["ip", "-n", ns, "link", "add", dev, "type", "vxlan", "id", str(VNI), "remote",
+             remote, "local", local, "dstport", str(VXLAN_PORT), "dev", lower])  # fmt: skip
+        run(["ip", "-n", ns, "link", "set", dev, "mtu", str(OVERLAY_MTU), "up"])
+
+    def mtu(self, ns: str, dev: str, mtu: int) -> None:
+        run(["ip", "-n", ns, "link", "set", dev, "mtu", str(mtu)])
 
     def tempdir(self, role: str) -> Path:
         """A private directory (mode 0700) for a daemon's database, sockets and pid files."""

@@ -1,9 +1,11 @@
 """The switch benchmark runs end to end and leaves nothing behind.
 
 Speeds are never asserted: only that a quick run of the direct-veth row
-writes its files, that its numbers are consistent with each other (nothing
-delivered that was not offered, a median no larger than the 99th
-percentile), and that its namespaces are gone afterwards.
+(and of the VXLAN rows of the kernel and pyvswitch) writes its files, that
+its numbers are consistent with each other (nothing delivered that was not
+offered, a median no larger than the 99th percentile), and that its
+namespaces and processes are gone afterwards. The report's VXLAN ratios are
+checked on made-up rows, without namespaces.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+from benchmarks import switch_report
 
 from tests.system.netns import can_use_netns, ip
 
@@ -135,3 +139,98 @@ def test_quick_selects_at_most_two_bridges() -> None:
     assert "pvs-patch-2" in names
     assert "ovs-tso-veth-2" in names
     assert not [n for n in names if n.endswith(("-4", "-8"))]
+
+
+@pytest.mark.netns
+def test_quick_vxlan_rows_build_measure_and_compare(tmp_path: Path) -> None:
+    """The kernel's and pyvswitch's VXLAN rows: both carry pings, TCP and
+    frames to the server's kernel VXLAN device, the report compares them, and
+    nothing of the run is left (namespaces, pvs-vswitchd, iperf3, trafgen)."""
+    why = can_use_netns()
+    if why:
+        pytest.skip(f"network namespaces unavailable: {why}")
+    missing = [t for t in ("iperf3", "trafgen", "ethtool", "ss") if shutil.which(t) is None]
+    if missing:
+        pytest.skip(f"missing {', '.join(missing)} (./run bench installs them)")
+    out = tmp_path / "results"
+
+    done = bench("--quick", "--only", "^vxlan-(kernel|pvs)$", "--out", str(out), timeout=300)
+
+    assert done.returncode == 0, done.stderr
+    run_prefix = re.search(r"namespaces (pvs-[0-9a-f]+)\*", done.stdout)
+    assert run_prefix, done.stdout
+    assert run_prefix.group(1) not in ip("netns", "list")
+    assert not _pids_with(run_prefix.group(1))
+    data = json.loads((out / "results.json").read_text())
+    rows = {row["name"]: row for row in data["rows"]}
+    assert sorted(rows) == ["vxlan-kernel", "vxlan-pvs"]
+    if "Unknown device type" in (rows["vxlan-kernel"]["error"] or ""):
+        pytest.skip(f"this kernel cannot make a vxlan device: {rows['vxlan-kernel']['error']}")
+    for row in rows.values():
+        assert row["tunnel"] == "vxlan"
+        assert row["error"] is None, row
+        assert row["tcp"]["median_gbps"] > 0, row["tcp"]
+        [sample] = row["pps"]["samples"]
+        assert 0 < sample["delivered"] <= sample["offered"], sample
+        assert row["ping"]["received"] > 0
+        # The server's kernel VXLAN device and its underlay veth are recorded.
+        server_devices = [n for n in row["offloads"] if n.endswith(("s", "ub"))]
+        assert len(server_devices) == 2, row["offloads"]
+    # pyvswitch's CPU time is measured; the kernel has no process.
+    assert rows["vxlan-pvs"]["pps"]["cpu_s_per_mpkt"] > 0
+    assert rows["vxlan-kernel"]["pps"]["cpu_s_per_mpkt"] is None
+    report = (out / "results.md").read_text()
+    assert "## VXLAN between two namespaces" in report
+    assert re.search(r"^\| vxlan-pvs \| pyvswitch \| br-int \+ br-phy", report, re.MULTILINE)
+    assert re.search(r"^\| pyvswitch / kernel vxlan \| [0-9.]+ \| [0-9.]+ \|", report,
+                     re.MULTILINE), report  # fmt: skip
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert (out / "vxlan.png").read_bytes().startswith(b"\x89PNG")
+        # No plain row was run: no empty plots against N.
+        assert not (out / "tcp_vs_n.png").exists()
+
+
+def _row(
+    name: str, switch: str, tunnel: str, gbps: float, pps: float, rtt: float
+) -> dict[str, Any]:
+    """A made-up merged row with just what the report reads."""
+    return {
+        "name": name, "switch": switch, "label": name, "setting": "default offloads",
+        "chain": "patch", "bridges": 1, "topology": "1", "tunnel": tunnel,
+        "offload_setting": "default", "notes": [], "error": None,
+        "offload_summary": {"hosts": "", "ports": ""},
+        "tcp": {"gbps": [gbps], "median_gbps": gbps},
+        "pps": {"samples": [{"seconds": 1.0, "offered": pps * 2, "delivered": pps,
+                             "cpu": 1.0}],
+                "offered_pps": pps * 2, "delivered_pps": pps, "loss": 0.5,
+                "cpu_s_per_mpkt": 1e6 / pps},
+        "ping": {"median_us": rtt, "p99_us": rtt},
+    }  # fmt: skip
+
+
+def test_vxlan_ratios_compare_the_vxlan_rows_only() -> None:
+    rows = [
+        _row("pvs-1br", "pvs", "", 8.0, 100_000, 400),
+        _row("linux-bridge", "linux", "", 16.0, 200_000, 50),
+        _row("vxlan-kernel", "linux", "vxlan", 10.0, 160_000, 100),
+        _row("vxlan-ovs-csumoff", "ovs", "vxlan", 0.5, 100_000, 300),
+        _row("vxlan-pvs", "pvs", "vxlan", 0.25, 50_000, 600),
+    ]
+    rows[2]["pps"]["cpu_s_per_mpkt"] = None  # the kernel has no process to measure
+    data = {
+        "rows": rows, "started": "now", "seconds": 1.0,
+        "machine": {"cpus": 2, "cpu": "x", "kernel": "k", "ovs": "o", "pyvswitch": "p"},
+        "settings": {"rounds": 1, "tcp_seconds": 1, "tcp_omit": 1, "pps_seconds": 1,
+                     "ping_count": 1, "ping_interval": 0.01},
+    }  # fmt: skip
+
+    report = switch_report.markdown(data)
+
+    # TCP, delivered frames, round trip, CPU per frame.
+    assert "| pyvswitch / Open vSwitch 3.1 userspace | 0.50 | 0.50 | 2.00 | 2.00 |" in report
+    assert "| pyvswitch / kernel vxlan | 0.025 | 0.31 | 6.00 | — |" in report
+    # The plain rows' ratio is not taken from the VXLAN rows.
+    assert "| pyvswitch / Linux bridge | 0.50 | 0.50 | 8.00 |" in report
+    main, vxlan = report.split("## VXLAN between two namespaces")
+    assert "vxlan-pvs" not in main.split("## Ratios")[0]
+    assert "| vxlan-pvs |" in vxlan
