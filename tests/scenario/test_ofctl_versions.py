@@ -85,7 +85,7 @@ def rundir(tmp_path: Path) -> Iterator[Path]:
         ),
         ("conj_id=1,actions=drop", "conj_id: field not supported by pyvswitch"),
         ("ct_state=+trk,actions=drop", "ct_state: field not supported by pyvswitch"),
-        ("tun_metadata0=1,actions=drop", "tun_metadata0: field not supported by pyvswitch"),
+        ("tun_gbp_id=1,actions=drop", "tun_gbp_id: field not supported by pyvswitch"),
         (
             "xreg1=1,actions=drop",
             "xreg1: field not supported by pyvswitch (use reg2 and reg3)",

@@ -185,7 +185,7 @@ def test_a_tunnel_without_ttl_is_refused_with_ovs_words(tunnel: str, message: st
         ("tunnel(dst=1.1.1.1,ttl=1,vni=5)", "unknown field 'vni' in tunnel()"),
         ("tunnel(dst=1.1.1.1,ttl=256)", "value out of range in tunnel(ttl=...)"),
         ("tunnel(dst=1.1.1,ttl=1)", "bad value in tunnel(dst=...)"),
-        ("tunnel(dst=1.1.1.1,ttl=1,geneve())", "geneve tunnel options are not supported"),
+        ("tunnel(dst=1.1.1.1,ttl=1,erspan(ver=1))", "erspan tunnel options are not supported"),
     ],
 )
 def test_bad_tunnel_items_are_refused_naming_them(tunnel: str, words: str) -> None:

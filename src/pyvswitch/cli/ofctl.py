@@ -44,6 +44,9 @@ COMMANDS = {
     "mod-flows": (2, 2),
     "del-flows": (1, 2),
     "replace-flows": (2, 2),
+    "add-tlv-map": (2, 2),
+    "del-tlv-map": (1, 2),
+    "dump-tlv-map": (1, 1),
 }
 #: ovs-ofctl's commands that pyvswitch does not have, refused as such rather
 #: than as unknown (which would suggest a typing mistake). mod-port would need
@@ -78,9 +81,6 @@ UNSUPPORTED = frozenset(
         "dump-meters",
         "meter-stats",
         "meter-features",
-        "add-tlv-map",
-        "del-tlv-map",
-        "dump-tlv-map",
         "dump-ipfix-bridge",
         "dump-ipfix-flow",
         "ct-flush-zone",
@@ -113,6 +113,9 @@ For the bridges of pvs-vswitchd:
   mod-flows SWITCH FLOW       modify actions of matching FLOWs
   del-flows SWITCH [FLOW]     delete matching FLOWs
   replace-flows SWITCH FILE   replace flows with those in FILE
+  add-tlv-map SWITCH MAP      add TLV option MAPpings
+  del-tlv-map SWITCH [MAP]    delete TLV option MAPpings (all, without MAP)
+  dump-tlv-map SWITCH         print TLV option mappings
 
 Options:
   --strict                    use strict match for flow commands
@@ -311,13 +314,32 @@ def _ofctl(argv: list[str], stdin: TextIO, stdout: TextIO) -> int:
     return 0
 
 
+#: How an error the switch sent back starts: ovs-ofctl prints such an error
+#: (and the request it refused) as it is, without its name in front.
+_SWITCH_ERROR = "OFPT_ERROR"
+#: A log line ovs-ofctl writes while it decodes a refused request, which the
+#: daemon passes on without the time and sequence number a log line starts with.
+_WARNING = "ofp_match|WARN|"
+
+
+def _error_text(message: str) -> str:
+    """What to write on standard error for ``message``, as ovs-ofctl would write it."""
+    if not message.startswith((_SWITCH_ERROR, _WARNING)):
+        return f"{PROG}: {message}\n"
+    lines = message.split("\n")
+    if lines[0].startswith(_WARNING):
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        lines[0] = f"{stamp}|00001|{lines[0]}"
+    return "".join(line + "\n" for line in lines)
+
+
 def run(argv: list[str], stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
     """Everything :func:`main` does, with the streams given (for tests)."""
     try:
         return _ofctl(argv, stdin, stdout)
     except _ExitError as exc:
         if exc.message:
-            stderr.write(f"{PROG}: {exc.message}\n")
+            stderr.write(_error_text(exc.message))
         return exc.status
 
 

@@ -413,7 +413,8 @@ def _format_geneve_option(opt: GeneveOption) -> str:
     if opt.data:
         value = int.from_bytes(opt.data, "big")
         data = f",{value:#x}" if value else ",0"
-    return f"{{class={opt.opt_class:#x},type={opt.type:#x},len={len(opt.data)}{data}}}"
+    # Class and type as C's %#x, which prints zero as 0 (format_geneve_opts()).
+    return f"{{class={_c_hex(opt.opt_class)},type={_c_hex(opt.type)},len={len(opt.data)}{data}}}"
 
 
 def format_tnl_push(action: OdpTnlPush) -> str:
@@ -495,7 +496,7 @@ def _parse_outer_ip(item: str, eth_type: int) -> OuterIPv4 | OuterIPv6:
 
 
 _GENEVE_OPTION = re.compile(
-    r"\{class=(0x[0-9a-fA-F]+),type=(0x[0-9a-fA-F]+),len=([0-9]+)(?:,(0x[0-9a-fA-F]+|0))?\}"
+    r"\{class=(0x[0-9a-fA-F]+|0),type=(0x[0-9a-fA-F]+|0),len=([0-9]+)(?:,(0x[0-9a-fA-F]+|0))?\}"
 )
 
 
@@ -514,8 +515,8 @@ def _parse_geneve_options(text: str) -> tuple[GeneveOption, ...]:
             raise FlowParseError(f"{match[4]}: more than len={length} bytes of Geneve option data")
         options.append(
             GeneveOption(
-                _hex(match[1], "a Geneve option class", 16),
-                _hex(match[2], "a Geneve option type", 8),
+                0 if match[1] == "0" else _hex(match[1], "a Geneve option class", 16),
+                0 if match[2] == "0" else _hex(match[2], "a Geneve option type", 8),
                 value.to_bytes(length, "big"),
             )
         )

@@ -11,10 +11,17 @@ every check) and turns it into the tunnel metadata of the flow key, with which
 the inner frame is looked up again as received on the tunnel's port.
 
 A frame that fails a check is dropped and counted under Open vSwitch's
-coverage name, ``datapath_drop_tunnel_pop_error``; a Geneve frame with a
-critical option nobody mapped is dropped under
-``drop_action_invalid_tunnel_metadata``, on a cache hit too (Open vSwitch 3.1
-checks options only when it translates).
+coverage name, ``datapath_drop_tunnel_pop_error``. A Geneve frame's options
+go into the key as the wire had them (no TLV map is needed here, and each
+bridge has its own): translation drops a frame whose options its bridge's
+map refuses (a critical option it does not name, a length not the mapped
+one) with a datapath flow that counts each such frame under
+``drop_action_invalid_tunnel_metadata``, on a cache hit too, because it
+matches the options' layout exactly (:mod:`pyvswitch.ofproto.tlv_map`;
+Open vSwitch 3.1 forwards such frames then). What comes out too short for an
+Ethernet header counts as ``datapath_drop_rx_invalid_packet``, a GRE packet
+carrying no Ethernet frame (for a ``legacy_l3`` port, which we lack) as
+``datapath_drop_upcall_error``: where Open vSwitch 3.1 counts them.
 
 Pure: no I/O, no clock.
 """
@@ -32,14 +39,14 @@ from pyvswitch.flow.extract import extract_key
 from pyvswitch.flow.layout import (
     FIELDS,
     TNL_F_CSUM,
-    TNL_F_DONT_FRAGMENT,
     TNL_F_KEY,
     TNL_F_OAM,
 )
+from pyvswitch.flow.odp_text import geneve_bits
 from pyvswitch.packet.checksum import checksum
 from pyvswitch.packet.tunnel import (
+    ETH_TYPE_TEB,
     GRE,
-    IPV4_DF,
     VXLAN,
     Geneve,
     OuterIPv4,
@@ -58,6 +65,12 @@ EGRESS_PORT_MAX = 61000
 #: Coverage names, as Open vSwitch's ``coverage/read-counter`` knows them.
 POP_ERROR = "datapath_drop_tunnel_pop_error"
 INVALID_TUNNEL_METADATA = "drop_action_invalid_tunnel_metadata"
+UPCALL_ERROR = "datapath_drop_upcall_error"
+RX_INVALID = "datapath_drop_rx_invalid_packet"
+#: Counted by translation's drop flows (ofproto/xlate_tunnel.py), read with the others.
+CONGESTION_DROP = "drop_action_congestion"
+
+_ETH_HEADER_LEN = 14
 
 _ETH_IPV4 = b"\x08\x00"
 _IP4 = "ip4"
@@ -152,16 +165,21 @@ def _ip_int(text: str) -> int:
     return int(ipaddress.ip_address(text))
 
 
+#: How each tunnel field is put into a key (made once: pops run per packet).
+_PUT = {name: fld.put for name, fld in FIELDS.items() if name.startswith("tun_")}
+
+
 def tunnel_bits(header: TunnelHeader) -> int:
     """The tunnel metadata of the flow key for a packet that arrived behind ``header``."""
-    put = {name: fld.put for name, fld in FIELDS.items() if name.startswith("tun_")}
+    put = _PUT
     ip = header.ip
     flags = 0
     if isinstance(ip, OuterIPv4):
         bits = put["tun_src"](_ip_int(ip.src)) | put["tun_dst"](_ip_int(ip.dst))
+        # The outer DF bit is not kept: OVS's userspace datapath never sets
+        # the df flag on receive (only the kernel's does), and megaflows
+        # match tun_flags, so ours must not differ.
         bits |= put["tun_tos"](ip.tos) | put["tun_ttl"](ip.ttl)
-        if ip.frag & IPV4_DF:
-            flags |= TNL_F_DONT_FRAGMENT
     else:
         bits = put["tun_ipv6_src"](_ip_int(ip.src)) | put["tun_ipv6_dst"](_ip_int(ip.dst))
         bits |= put["tun_tos"](ip.tclass) | put["tun_ttl"](ip.hlimit)
@@ -173,8 +191,11 @@ def tunnel_bits(header: TunnelHeader) -> int:
     if isinstance(tunnel, VXLAN | Geneve):
         bits |= put["tun_id"](tunnel.vni)
         flags |= TNL_F_KEY
-        if isinstance(tunnel, Geneve) and tunnel.oam:
-            flags |= TNL_F_OAM
+        if isinstance(tunnel, Geneve):
+            if tunnel.oam:
+                flags |= TNL_F_OAM
+            if tunnel.options:
+                bits |= geneve_bits(tunnel.options_bytes())
     else:
         if tunnel.key is not None:
             bits |= put["tun_id"](tunnel.key)
@@ -204,22 +225,28 @@ def pop(port: int, frame: bytes, runtime: TunnelRuntime) -> None:
     if expected is None or not isinstance(tunnel, expected):
         runtime.coverage[POP_ERROR] += 1
         return
-    if isinstance(tunnel, Geneve) and any(option.critical for option in tunnel.options):
-        # No TLV is mapped, so every critical option is one we do not
-        # understand: RFC 8926 says such a packet must be dropped.
-        runtime.coverage[INVALID_TUNNEL_METADATA] += 1
+    if isinstance(tunnel, GRE) and tunnel.protocol != ETH_TYPE_TEB:
+        # A layer-3 payload (GRE protocol 0x0800 and the like) is for a
+        # packet_type=legacy_l3 port, which we do not have: OVS pops it,
+        # finds no port that takes it, and drops it for a failed upcall.
+        runtime.coverage[UPCALL_ERROR] += 1
         return
-    if len(inner) < 14:
-        runtime.coverage[POP_ERROR] += 1
+    if len(inner) < _ETH_HEADER_LEN:
+        # Too short to be an Ethernet frame: OVS's datapath drops what comes
+        # out of the pop as it drops such a frame from any port.
+        runtime.coverage[RX_INVALID] += 1
         return
     runtime.recirc.append((port, tunnel_bits(header), inner))
 
 
 __all__ = [
+    "CONGESTION_DROP",
     "EGRESS_PORT_MAX",
     "EGRESS_PORT_MIN",
     "INVALID_TUNNEL_METADATA",
     "POP_ERROR",
+    "RX_INVALID",
+    "UPCALL_ERROR",
     "TunnelRuntime",
     "pop",
     "push",

@@ -15,6 +15,31 @@ and code live in ``tp_src``/``tp_dst``, the ARP opcode in ``nw_proto``, ARP
 addresses in ``nw_src``/``nw_dst``/``arp_sha``/``arp_tha``, the neighbour
 discovery link-layer addresses in ``arp_sha``/``arp_tha``. ``vlan_tci`` carries
 bit 0x1000 (the CFI/DEI position) as "a tag is present", as OVS does.
+
+**Geneve options** come in two forms, as in Open vSwitch (whose datapath keeps
+them in "UDPIF" form and whose translation in mapped form):
+
+* ``tun_gnv_opts``/``tun_gnv_len``: the options of a packet that came out of
+  a Geneve tunnel, as the wire had them (right-aligned in 252 bytes, the
+  largest option area a Geneve header can carry, and their length in bytes).
+  This is the datapath's view: it needs no TLV map, so the datapath pops,
+  prints and parses ``geneve({class=0xffff,type=0x80,len=4,0xa})`` by itself,
+  and a megaflow can match the options' layout exactly.
+* ``tun_metadata0`` .. ``tun_metadata63`` and ``tun_md_present``: the
+  OpenFlow fields a bridge's TLV map (``add-tlv-map``) gives those options.
+  Each field has a fixed 124-byte slot (the largest option) holding the
+  option's data right-aligned, so a 4-byte option with data 0xa is the number
+  0xa; ``tun_md_present`` has bit N set when field N is present, which is
+  OVS's ``tun_metadata.present.map``: OpenFlow matches it (a rule on
+  ``tun_metadata0=0xa`` needs the option, ``tun_metadata0`` alone only
+  needs it there, a megaflow prints ``tun_metadata0=NP`` for "must be
+  absent"). Slot bits beyond the mapped length are always zero, and an
+  absent field's slot is zero. Translation fills these from the raw options
+  with the bridge's map (:mod:`pyvswitch.ofproto.tlv_map`).
+
+Both sit above everything else, the present map lowest and field 0's slot
+just above it, so that a key without options (every packet the extractor
+sees) pays nothing, and one with a small option in field 0 stays small.
 """
 
 from __future__ import annotations
@@ -24,6 +49,10 @@ from dataclasses import dataclass
 # (name, size in bytes), most significant first. Adding a field that frames
 # never set belongs at the top, so extraction needs no change.
 LAYOUT: tuple[tuple[str, int], ...] = (
+    *((f"tun_metadata{i}", 124) for i in range(63, -1, -1)),
+    ("tun_md_present", 8),
+    ("tun_gnv_opts", 252),
+    ("tun_gnv_len", 1),
     *((f"reg{i}", 4) for i in range(15, -1, -1)),
     ("metadata", 8),
     ("tun_id", 8),
@@ -87,7 +116,21 @@ TUNNEL_FIELDS = (
     "tun_flags",
     "tun_tp_src",
     "tun_tp_dst",
+    # The Geneve options, raw and mapped: the slots of the mapped fields are
+    # not listed, because clearing the present map clears them (see Flow).
+    "tun_md_present",
+    "tun_gnv_opts",
+    "tun_gnv_len",
 )
+#: How many ``tun_metadataN`` fields there are, and the size of each slot.
+TUN_METADATA_NUM = 64
+TUN_METADATA_SLOT = 124
+#: The option space a TLV map can hand out in all (OVS's TUN_METADATA_TOT_OPT_SIZE).
+TUN_METADATA_TOT_SIZE = 256
+#: The ``tun_metadataN`` storage fields, by N.
+TUN_METADATA_FIELDS = tuple(f"tun_metadata{i}" for i in range(TUN_METADATA_NUM))
+#: The most Geneve option bytes one header carries (6 bits of 4-byte words).
+GENEVE_OPTS_MAX = 252
 #: OpenFlow's port number for the bridge's own (local) port.
 OFPP_LOCAL = 0xFFFE
 

@@ -7,7 +7,10 @@ A packet that came out of a tunnel starts with ``tunnel(tun_id=0x7b,
 src=1.1.2.92,dst=1.1.2.88,ttl=64,flags(-df-csum+key))``: its items are those
 Open vSwitch's datapath key carries (a zero value is not carried, the TTL
 always is), and a text without ``ttl=`` is refused as Open vSwitch refuses
-it (:class:`OdpKeyError`).
+it (:class:`OdpKeyError`). A Geneve packet's options follow, as the wire had
+them: ``geneve({class=0xffff,type=0x80,len=4,0xa}{class=0xffff,type=0,len=4,0xb})``
+(a megaflow shows each option's data under its mask, ``0xa/0xf``, and leaves
+out data it does not match); they need no TLV map.
 
 This is what ``dpctl/dump-flows`` shows for a megaflow (with ``/mask`` after
 partially masked values, wildcarded values and attributes left out), and what
@@ -27,6 +30,7 @@ from pyvswitch.flow.layout import (
     FIELDS,
     FRAG_ANY,
     FRAG_LATER,
+    GENEVE_OPTS_MAX,
     KEY_BITS,
     TNL_F_CSUM,
     TNL_F_DONT_FRAGMENT,
@@ -40,6 +44,7 @@ from pyvswitch.flow.ofp_text import (
     META_FIELDS,
     TNL_F_MASK,
     TNL_FLAG_NAMES,
+    c_int,
     format_flags,
     format_flags_masked,
     format_tcp_flags,
@@ -132,7 +137,7 @@ _TUNNEL_BY_NAME = {sub.name: sub for sub in _TUNNEL_SUBS}
 # datapath sets it when the tunnel has an ID, whatever flags() says.
 _TNL_ATTR_FLAGS = TNL_F_OAM | TNL_F_DONT_FRAGMENT | TNL_F_CSUM
 # Tunnel options OVS reads inside tunnel() that pyvswitch has no fields for.
-_TUNNEL_OPTIONS = ("vxlan", "geneve", "erspan", "gtpu")
+_TUNNEL_OPTIONS = ("vxlan", "erspan", "gtpu")
 # VLAN tags are printed as vlan(vid=,pcp=[,cfi=0]) from vlan_tci; handled apart.
 # Attributes OVS prints that pyvswitch keeps no state for: accepted when zero.
 _ZERO_ATTRS = frozenset(
@@ -235,6 +240,8 @@ def _fmt_tunnel(key: int, mask: int | None, verbose: bool, *, ttl_carried: bool 
         sub_mask = full if mask is None else _sub_get(sub, mask)
         if sub_mask or verbose:
             parts.append(f"{sub.name}={_fmt_value(sub, value, sub_mask)}")
+    if _GNV_LEN.get(key):
+        parts.append(f"geneve({_fmt_geneve(key, mask, verbose)})")
     has_id = TNL_F_KEY if _tunnel_has_id(key) else 0
     flags = FIELDS["tun_flags"].get(key) & _TNL_ATTR_FLAGS | has_id
     if mask is None:
@@ -248,6 +255,70 @@ def _fmt_tunnel(key: int, mask: int | None, verbose: bool, *, ttl_carried: bool 
 
 
 _TUNNEL_STORAGE_MASK = sum(FIELDS[name].mask for name in TUNNEL_FIELDS)
+_GNV_LEN = FIELDS["tun_gnv_len"]
+_GNV_OPTS = FIELDS["tun_gnv_opts"]
+_GENEVE_OPT_DATA_MAX = 124
+
+
+def geneve_raw(key: int) -> bytes:
+    """The Geneve options a key carries, as the wire had them (empty for none)."""
+    length = _GNV_LEN.get(key)
+    return _GNV_OPTS.get(key).to_bytes(GENEVE_OPTS_MAX, "big")[GENEVE_OPTS_MAX - length :]
+
+
+def geneve_bits(raw: bytes) -> int:
+    """The key bits of Geneve options ``raw`` (at most 252 bytes, as the wire had them)."""
+    return _GNV_LEN.put(len(raw)) | _GNV_OPTS.put(int.from_bytes(raw, "big"))
+
+
+def _fmt_part(name: str, text: str, mask: int | None, full: int, verbose: bool) -> str:
+    """OVS's ``format_u8x()`` and kin: ``name=value[/mask],``, nothing when wildcarded."""
+    if mask is None or mask == full:
+        return f"{name}={text},"
+    if not mask and not verbose:
+        return ""
+    return f"{name}={text}/{_c_hex(mask)},"
+
+
+def _fmt_geneve(key: int, mask: int | None, verbose: bool) -> str:
+    """The options inside ``geneve(...)``, as OVS's ``format_geneve_opts()`` prints them."""
+    raw = geneve_raw(key)
+    raw_mask = None
+    if mask is not None:
+        raw_mask = _GNV_OPTS.get(mask).to_bytes(GENEVE_OPTS_MAX, "big")[-len(raw) :]
+    out = []
+    pos = 0
+    while pos < len(raw):
+        if len(raw) - pos < 4:
+            out.append(f"opt len {len(raw) - pos} less than minimum 4")
+            break
+        data_len = (raw[pos + 3] & 0x1F) * 4
+        if pos + 4 + data_len > len(raw):
+            out.append(f"opt len {4 + data_len} greater than remaining {len(raw) - pos}")
+            break
+        opt_class = int.from_bytes(raw[pos : pos + 2], "big")
+        data = int.from_bytes(raw[pos + 4 : pos + 4 + data_len], "big")
+        class_mask = type_mask = len_mask = data_mask = None
+        if raw_mask is not None:
+            class_mask = int.from_bytes(raw_mask[pos : pos + 2], "big")
+            type_mask = raw_mask[pos + 2]
+            # The length is 5 bits of its byte: all five mean "exact".
+            len_mask = 0xFF if raw_mask[pos + 3] & 0x1F == 0x1F else raw_mask[pos + 3] & 0x1F
+            data_mask = int.from_bytes(raw_mask[pos + 4 : pos + 4 + data_len], "big")
+        text = (
+            _fmt_part("class", _c_hex(opt_class), class_mask, 0xFFFF, verbose)
+            + _fmt_part("type", _c_hex(raw[pos + 2]), type_mask, 0xFF, verbose)
+            + _fmt_part("len", str(data_len), len_mask, 0xFF, verbose)
+        )
+        if data_len and (verbose or data_mask is None or data_mask):
+            text += _c_hex(data)
+            if data_mask is not None and data_mask != (1 << (8 * data_len)) - 1:
+                text += f"/{_c_hex(data_mask)}"
+        else:
+            text = text.removesuffix(",")
+        out.append(f"{{{text}}}")
+        pos += 4 + data_len
+    return "".join(out)
 
 
 def _tunnel_masked(mask: int) -> bool:
@@ -619,6 +690,11 @@ def _parse_tunnel(r: _Reader) -> tuple[int, int]:
             fmask = TNL_F_MASK if given is None else given
             key |= flags_fld.put(value & fmask & _TNL_ATTR_FLAGS)
             mask |= flags_fld.put(fmask & _TNL_ATTR_FLAGS)
+        elif name == "geneve":
+            r.expect("(")
+            k, m = _parse_geneve(r)
+            key = (key & ~_GENEVE_MASK) | k
+            mask = (mask & ~_GENEVE_MASK) | m
         elif name in _TUNNEL_OPTIONS:
             raise FlowParseError(
                 f"tunnel({name}(...)): {name} tunnel options are not supported by pyvswitch"
@@ -641,6 +717,79 @@ def _parse_tunnel(r: _Reader) -> tuple[int, int]:
         mask |= flags_fld.put(TNL_F_KEY)
     r.tunnel_without_ttl |= not has_ttl
     return key, mask
+
+
+_GENEVE_MASK = _GNV_LEN.mask | _GNV_OPTS.mask
+
+
+def _geneve_number(text: str, what: str, limit: int) -> int:
+    """A number in ``geneve(...)``, read as OVS's ``scan_be16()``/``scan_u8()`` read one."""
+    try:
+        value = c_int(text)
+    except ValueError:
+        raise FlowParseError(f"{text}: bad {what} in tunnel(geneve(...))") from None
+    if value > limit:
+        # OVS keeps the low bits of a number too large; we refuse it.
+        raise FlowParseError(f"{text}: {what} out of range 0..{limit:#x} in tunnel(geneve(...))")
+    return value
+
+
+def _parse_geneve(r: _Reader) -> tuple[int, int]:
+    """The options of ``geneve({class=..,type=..,len=..,DATA[/MASK]}...)``, then its ')'.
+
+    As OVS's ``scan_geneve()``: a part may be left out (it is then zero and
+    wildcarded), a part given without ``/mask`` is matched exactly; lengths
+    are multiples of 4 up to 124, and 252 bytes at most in all. The length
+    of the whole is always matched.
+    """
+    raw = bytearray()
+    raw_mask = bytearray()
+    while r.peek() == "{":
+        end = r.text.find("}", r.pos)
+        if end < 0:
+            raise r.error("missing '}' in tunnel(geneve(...))")
+        body = r.text[r.pos + 1 : end]
+        r.pos = end + 1
+        limits = {"class": 0xFFFF, "type": 0xFF, "len": 0xFF}
+        parts = dict.fromkeys(limits, (0, 0))
+        data_text: str | None = None
+        for item in body.split(",") if body else []:
+            name, eq, value = item.partition("=")
+            if eq and name in limits:
+                vtext, slash, mtext = value.partition("/")
+                full = limits[name]
+                number = _geneve_number(vtext, f"option {name}", full)
+                given = _geneve_number(mtext, f"option {name} mask", full) if slash else full
+                parts[name] = (number, given)
+            elif not eq and data_text is None:
+                data_text = item
+            else:
+                raise FlowParseError(f"{{{body}}}: bad Geneve option in tunnel(geneve(...))")
+        length, length_mask = parts["len"]
+        if length % 4 or length > _GENEVE_OPT_DATA_MAX:
+            raise FlowParseError(
+                f"len={length}: Geneve option lengths are multiples of 4 up to 124"
+            )
+        data = data_mask = 0
+        if data_text is not None:
+            full = (1 << (8 * length)) - 1
+            dtext, slash, mtext = data_text.partition("/")
+            data = _geneve_number(dtext, "option data", full)
+            data_mask = _geneve_number(mtext, "option data mask", full) if slash else full
+        (opt_class, class_mask), (opt_type, type_mask) = parts["class"], parts["type"]
+        raw += opt_class.to_bytes(2, "big") + bytes((opt_type, length // 4))
+        raw += data.to_bytes(length, "big")
+        raw_mask += class_mask.to_bytes(2, "big")
+        raw_mask += bytes((type_mask, 0x1F if length_mask == 0xFF else length_mask & 0x1F))
+        raw_mask += data_mask.to_bytes(length, "big")
+        if len(raw) > GENEVE_OPTS_MAX:
+            raise FlowParseError(
+                f"Geneve options of {len(raw)} bytes in tunnel(geneve(...)): "
+                f"a header carries at most {GENEVE_OPTS_MAX}"
+            )
+    r.expect(")")
+    mask = _GNV_LEN.mask | _GNV_OPTS.put(int.from_bytes(raw_mask, "big"))
+    return geneve_bits(bytes(raw)), mask
 
 
 def _parse_attr(r: _Reader, name: str) -> tuple[int, int]:

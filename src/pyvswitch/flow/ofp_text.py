@@ -8,6 +8,15 @@ wrong with a message naming it; where ovs-ofctl would silently truncate an
 out-of-range value, we refuse it instead. Printing follows Open vSwitch's
 ``match_format()``: its field order, its shorthands, and its normalisations
 (``dl_vlan`` for a tag match, CIDR prefixes, ``nw_frag`` words, TCP flag names).
+
+``tun_metadata0`` .. ``tun_metadata63`` (Geneve options, once a bridge's TLV
+map names them) are read as ovs-ofctl reads them, without the map: a value
+is as long as its significant bytes (``0xa`` is one byte), a mask may be
+given, and the field alone (``tun_metadata0``) matches only the option's
+presence. The switch then checks them against its map
+(:mod:`pyvswitch.ofproto.tlv_map`). Such a match also requires the field
+present (``tun_md_present``), and printing shows ``tun_metadata0=NP`` where
+a megaflow requires it absent.
 """
 
 from __future__ import annotations
@@ -23,6 +32,8 @@ from pyvswitch.flow.layout import (
     OFPP_LOCAL,
     TNL_F_KEY,
     TNL_F_OAM,
+    TUN_METADATA_NUM,
+    TUN_METADATA_TOT_SIZE,
     TUNNEL_FIELDS,
     VLAN_CFI,
     VLAN_PCP_MASK,
@@ -164,6 +175,9 @@ _FIELD_LIST = [
     # OpenFlow reaches only the public tunnel flags (OAM, bit 0); the others
     # (df, csum, key) describe the encapsulation and are the datapath's.
     MetaField("tun_flags", "tun_flags", "tunflags", 1),
+    # Geneve options by their TLV map: 124 bytes, the largest option, as in
+    # Open vSwitch; the map says how many of them an option really has.
+    *(MetaField(f"tun_metadata{i}", f"tun_metadata{i}", "tunmd", 992) for i in range(64)),
     MetaField("metadata", "metadata", "hex", 64),
     *(MetaField(f"reg{i}", f"reg{i}", "hex", 32) for i in range(16)),
 ]
@@ -255,7 +269,6 @@ _UNSUPPORTED_FIELDS = frozenset(
         "tun_erspan_hwid",
         "tun_gtpu_flags",
         "tun_gtpu_msgtype",
-        *(f"tun_metadata{i}" for i in range(64)),
         "in_port_oxm",
         "skb_priority",
         "pkt_mark",
@@ -694,6 +707,7 @@ def parse_match(
     others: dict[str, str] = {}
     match = Match()
     used: list[tuple[str, MetaField]] = []
+    tun_md = _TunMetadataSpace()
     for item in text.replace(",", " ").split():
         name, eq, value_text = item.partition("=")
         name = name.strip()
@@ -703,6 +717,10 @@ def parse_match(
         refusal = unsupported_keyword(name)
         if refusal is not None:
             raise FlowParseError(refusal)
+        field = META_FIELDS.get(name)
+        if field is not None and field.kind == "tunmd" and (not eq or value_text):
+            match = tun_md.apply(match, field, value_text if eq else None)
+            continue
         if not eq:
             if name not in SHORTHANDS:
                 if name in META_FIELDS:
@@ -713,7 +731,6 @@ def parse_match(
             if proto is not None:
                 match = match.with_field("nw_proto", proto)
             continue
-        field = META_FIELDS.get(name)
         if field is None:
             raise FlowParseError(f"unknown keyword {name}")
         if not value_text:
@@ -730,7 +747,83 @@ def parse_match(
     return match, others
 
 
+_SLOT_BITS = FIELDS["tun_metadata0"].bits
+#: The slot mask of an exact match on a tun_metadata field (whatever its mapped length).
+TUN_METADATA_EXACT = (1 << _SLOT_BITS) - 1
+
+
+def _field_len(value: int) -> int:
+    """The bytes a value takes once its leading zero bytes are gone (OVS's ``field_len()``)."""
+    return (value.bit_length() + 7) // 8
+
+
+class _TunMetadataSpace:
+    """The option space a match's ``tun_metadataN`` items use, as ovs-ofctl counts it.
+
+    Without the switch's TLV map, ovs-ofctl gives each field as many bytes
+    as its value (or mask) needs, and refuses a match that needs more than
+    the 256 bytes a map has, or names one field twice.
+    """
+
+    def __init__(self) -> None:
+        self.used = 0
+        self.seen: set[str] = set()
+
+    def apply(self, match: Match, field: MetaField, text: str | None) -> Match:
+        """``match`` with ``field`` set from ``text`` (None: the field alone, presence only)."""
+        name = field.name
+        value = mask = 0
+        if text is not None:
+            value, mask = parse_field_value(field, text, None, name)
+            if mask == TUN_METADATA_EXACT:
+                length = _field_len(value)
+            else:
+                length = max(_field_len(value), _field_len(mask))
+        else:
+            length = 0
+        if self.used + length > TUN_METADATA_TOT_SIZE:
+            raise FlowParseError(
+                f"field {name} exceeds maximum size for tunnel metadata "
+                f"(used {self.used + length}, max {TUN_METADATA_TOT_SIZE})"
+            )
+        if name in self.seen:
+            raise FlowParseError(f"field {name} set multiple times")
+        self.seen.add(name)
+        self.used += length
+        index = int(name.removeprefix("tun_metadata"))
+        present = 1 << index
+        match = match.with_field(field.storage, value & mask, mask)
+        old_value, old_mask = match.get("tun_md_present")
+        return match.with_field("tun_md_present", old_value | present, old_mask | present)
+
+
 # -- printing ----------------------------------------------------------------
+
+
+def _fmt_tun_metadata(match: Match, out: list[str]) -> None:
+    """``tun_metadataN=...`` for each field whose presence the match looks at.
+
+    As Open vSwitch's ``tun_metadata_match_format()``: ``=NP`` when the field
+    must be absent, nothing after the name when only its presence matters,
+    else the value (leading zero bytes left out) and any mask but a full one.
+    """
+    present, present_mask = match.get("tun_md_present")
+    if not present_mask:
+        return
+    for index in range(TUN_METADATA_NUM):
+        if not present_mask >> index & 1:
+            continue
+        name = f"tun_metadata{index}"
+        if not present >> index & 1:
+            out.append(f"{name}=NP")
+            continue
+        value, mask = match.get(name)
+        if not mask:
+            out.append(name)
+        elif mask == TUN_METADATA_EXACT:
+            out.append(f"{name}={c_hex(value)}")
+        else:
+            out.append(f"{name}={c_hex(value)}/{c_hex(mask)}")
 
 
 def _fmt_ip4(value: int, mask: int) -> str:
@@ -915,6 +1008,7 @@ def _format_match(
     if tnl_mask & TNL_F_MASK:
         text = format_flags_masked(tnl_flags, tnl_mask & TNL_F_MASK, TNL_F_MASK, TNL_FLAG_NAMES)
         out.append(f"tun_flags={text}")
+    _fmt_tun_metadata(match, out)
     put("metadata")
     put("in_port")
     if _fmt_vlan(match, out, ""):
@@ -972,10 +1066,18 @@ def packet_mask(flow: Flow) -> int:
     names = ["in_port", "dl_src", "dl_dst", "dl_type", "vlan_tpid", "vlan_tci"]
     if flow.vlan_tci:
         names += ["vlan_tpid1", "vlan_tci1"]
+    mask = 0
     if has_tunnel(flow):
         # A tunnelled packet: all its tunnel metadata, but the tunnel ID only
-        # when the tunnel carries a key.
+        # when the tunnel carries a key; of its Geneve options, the fields
+        # the bridge's map gave them (the options themselves are not fields).
         names += [n for n in TUNNEL_FIELDS if n != "tun_id" or flow.tun_flags & TNL_F_KEY]
+        names = [n for n in names if n not in _GENEVE_STORAGE]
+        present = flow.tun_md_present
+        mask |= FIELDS["tun_md_present"].put(present)
+        for index in range(TUN_METADATA_NUM):
+            if present >> index & 1:
+                mask |= FIELDS[f"tun_metadata{index}"].mask
     elif flow.tun_id:
         names.append("tun_id")
     for name in ("metadata", *(f"reg{i}" for i in range(16))):
@@ -995,10 +1097,12 @@ def packet_mask(flow: Flow) -> int:
                 names.append("tcp_flags")
             if flow.nw_proto == 58 and flow.tp_src in (135, 136) and flow.tp_dst == 0:
                 names += ["nd_target", "arp_sha", "arp_tha"]
-    mask = 0
     for name in names:
         mask |= FIELDS[name].mask
     return mask
+
+
+_GENEVE_STORAGE = frozenset(("tun_md_present", "tun_gnv_opts", "tun_gnv_len"))
 
 
 def has_tunnel(flow: Flow) -> bool:

@@ -127,7 +127,13 @@ from pyvswitch.packet.addr import ip6_to_str, mac_to_bytes, mac_to_str
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
 
-__all__ = ["check_actions", "format_actions_as_written", "parse_actions", "set_field_is_exact"]
+__all__ = [
+    "check_actions",
+    "format_actions_as_written",
+    "is_tun_metadata",
+    "parse_actions",
+    "set_field_is_exact",
+]
 
 #: The mask of a set_field that writes all 16 bits of tun_flags.
 _TNL_FLAGS_EXACT = 0xFFFF
@@ -230,6 +236,9 @@ _FIELD_LIST = [
     # A 16-bit field of which OpenFlow reaches one bit (oam): subfields
     # count 1 bit, set_field values are 16 bits (see set_field_is_exact()).
     _Field("tun_flags", "NXM_NX_TUN_FLAGS", 1, 2, "tunflags", limit=TNL_F_OAM),
+    # Geneve options by the bridge's TLV map: 124 bytes here, as ovs-ofctl
+    # reads them; the switch checks them against the option's mapped length.
+    *(_f(f"tun_metadata{i}", f"NXM_NX_TUN_METADATA{i}", 992, "hex") for i in range(64)),
     _f("metadata", "OXM_OF_METADATA", 64, "hex"),
     *(_f(f"reg{i}", f"NXM_NX_REG{i}", 32, "hex") for i in range(16)),
 ]
@@ -807,6 +816,10 @@ def _parse_load(_key: str, arg: str, _names: Mapping[str, int] | None) -> list[A
             f"{arg}: value {_fmt_value(f, value)} does not fit into {dst.n_bits} bits"
         )
     mask = ((1 << dst.n_bits) - 1) << dst.ofs
+    if is_tun_metadata(f.name):
+        # Open vSwitch sends a load to a Geneve option field as a masked
+        # set_field (NXAST_REG_LOAD2), and that is what the switch keeps.
+        return [SetField(f.name, value << dst.ofs, mask)]
     return list(_subfields(f, value << dst.ofs, mask))
 
 
@@ -1410,6 +1423,11 @@ def _sugar_value(action: SetField, port_names: Mapping[int, str] | None) -> str:
 
 
 # -- helpers for other modules ------------------------------------------------------------
+
+
+def is_tun_metadata(name: str) -> bool:
+    """Whether field ``name`` is one of the Geneve option fields, ``tun_metadata0..63``."""
+    return name.startswith("tun_metadata") and name[12:].isdigit()
 
 
 def ovs_field_bits(name: str) -> int:

@@ -37,7 +37,10 @@ vSwitch 3.1's ``encode_*``/``decode_*`` functions (lib/ofp-actions.c):
   refuses it); ``set_tunnel`` is ``set_field:...->tun_id`` over 1.2 and later;
 - "whole field" is Open vSwitch's: ``set_field:+oam->tun_flags`` (and a load
   of its one bit) is masked, since the field is 16 bits, so it travels as a
-  load before 1.5, where ``set_field:oam->tun_flags`` does not.
+  load before 1.5, where ``set_field:oam->tun_flags`` does not;
+- a write to a Geneve option field (``tun_metadataN``), masked or not and
+  whether written as ``load`` or ``set_field``, is ``set_field`` in every
+  version: Open vSwitch encodes it as NXAST_REG_LOAD2, which decodes so.
 
 One difference, on purpose: Open vSwitch sends a masked ``set_field`` to a
 field that OpenFlow 1.0 has an action for (Ethernet and IPv4 addresses)
@@ -67,6 +70,7 @@ from pyvswitch.ofproto.actions import (
 from pyvswitch.ofproto.actions_text import (
     as_vlan_action,
     format_actions_as_written,
+    is_tun_metadata,
     ovs_field_bits,
     ovs_field_maskable,
     set_field_as_loads,
@@ -244,6 +248,8 @@ def _carry_legacy(action: SetField, version: int, proto: int | None) -> list[Act
 
 def _carry_set_field(action: SetField, version: int, *, tagged: bool) -> list[Action]:
     """A ``set_field`` as it arrived (not a legacy action, not a load) over ``version``."""
+    if is_tun_metadata(action.field):
+        return [action]
     whole = set_field_is_exact(action)
     if version >= OF15 or (version >= OF12 and whole):
         return [action]

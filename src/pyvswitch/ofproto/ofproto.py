@@ -19,14 +19,15 @@ from pyvswitch.ofproto.actions import OFPP_LOCAL
 from pyvswitch.ofproto.bridge import Bridge, OfPort
 from pyvswitch.ofproto.capture_points import CapturePoints
 from pyvswitch.ofproto.table import OFP_DEFAULT_PRIORITY, Rule
+from pyvswitch.ofproto.tlv_map import EMPTY, TlvMap, metadata_from_key
 from pyvswitch.ofproto.tnl_neigh import NeighCache
 from pyvswitch.ofproto.tnl_ports import TunnelPortExistsError, TunnelPorts
 from pyvswitch.ofproto.tnl_route import RouteTable
 from pyvswitch.ofproto.xlate import XlateResult, megaflow_text, translate
 from pyvswitch.ofproto.xlate_tunnel import (
     TUNNEL_TYPES,
+    no_tunnel_port,
     translate_tunnel_in,
-    tunnel_receive_mask,
 )
 
 if TYPE_CHECKING:
@@ -72,6 +73,13 @@ class Ofproto:
         #: Packets translation sends of its own accord (ARP requests for
         #: tunnel next hops), as (datapath port they come in by, frame).
         self._injected: list[tuple[int, bytes]] = []
+        #: Each bridge's TLV map (add-tlv-map): which Geneve option is which
+        #: tun_metadataN field. Per bridge, as in Open vSwitch.
+        self.tlv_maps: dict[str, TlvMap] = {}
+
+    def tlv_map(self, bridge_name: str) -> TlvMap:
+        """The TLV map of bridge ``bridge_name`` (empty until add-tlv-map)."""
+        return self.tlv_maps.get(bridge_name, EMPTY)
 
     def _route_addresses(self, name: str) -> Sequence[object]:
         return self.routes.device_addresses(name)
@@ -107,6 +115,7 @@ class Ofproto:
         for ofport in list(bridge.ports):
             self.del_port(name, bridge.ports[ofport].name)
         del self.bridges[name]
+        self.tlv_maps.pop(name, None)
 
     def add_port(
         self,
@@ -341,7 +350,11 @@ class Ofproto:
                 return None
             bridge = self.bridges[tport.bridge]
             port = bridge.ports[tport.ofport]
-            return bridge, (key & ~FIELDS["in_port"].mask) | FIELDS["in_port"].put(port.ofport)
+            of_key = (key & ~FIELDS["in_port"].mask) | FIELDS["in_port"].put(port.ofport)
+            # Geneve options become the tun_metadataN fields the bridge's map
+            # names (translation drops a packet whose options the map refuses).
+            metadata = metadata_from_key(self.tlv_map(bridge.name), key)
+            return bridge, of_key if metadata is None else of_key | metadata
         bridge, port = found
         # Translation sees OpenFlow port numbers; the datapath key has odp ones.
         return bridge, (key & ~FIELDS["in_port"].mask) | FIELDS["in_port"].put(port.ofport)
@@ -353,12 +366,10 @@ class Ofproto:
         in_port = FIELDS["in_port"].get(key)
         tunnel_in = in_port in self.datapath.tunnels.kinds and in_port not in self._odp_to_port
         if found is None:
-            error = f"no OpenFlow port for datapath port {in_port}"
-            mask = FIELDS["in_port"].mask
             if tunnel_in:
-                error = "no OpenFlow tunnel port for this packet"
-                mask |= tunnel_receive_mask(key)
-            return XlateResult((), mask, (), Flow.from_key(key), error)
+                return no_tunnel_port(self, key)
+            error = f"no OpenFlow port for datapath port {in_port}"
+            return XlateResult((), FIELDS["in_port"].mask, (), Flow.from_key(key), error)
         bridge, of_key = found
         if tunnel_in:
             return translate_tunnel_in(self, bridge, of_key, now, may_learn, tracing)
@@ -441,8 +452,10 @@ class Ofproto:
             odp_key = _packet_flow(odp_key, packet)
         found = self._of_key(odp_key)
         if found is None:
-            port = FIELDS["in_port"].get(odp_key)
-            raise OfprotoError(f"no OpenFlow port for datapath port {port}")
+            raise OfprotoError(self._translate(odp_key, now, may_learn=False).error or "")
+        if metadata_from_key(self.tlv_map(found[0].name), odp_key) is None:
+            # OVS's trace refuses such a flow as it reads it.
+            raise OfprotoError("Failed to parse Geneve options")
         real = packet is not None or generated
         result = self._translate(odp_key, now, may_learn=real, tracing=True)
         return _trace_text(result, found[1])

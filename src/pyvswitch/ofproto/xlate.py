@@ -48,7 +48,12 @@ from pyvswitch.ofproto import actions as ofp
 from pyvswitch.ofproto import mirror
 from pyvswitch.ofproto.actions_text import format_actions_as_written
 from pyvswitch.ofproto.bridge import PatchRx, PatchTx
-from pyvswitch.ofproto.xlate_tunnel import TUNNEL_TYPES, terminate, tunnel_output
+from pyvswitch.ofproto.xlate_tunnel import (
+    TUNNEL_TYPES,
+    terminate,
+    tunnel_output,
+    unwrap_trailing_clone,
+)
 from pyvswitch.packet.addr import mac_to_str
 
 if TYPE_CHECKING:
@@ -215,9 +220,6 @@ def translate(
     """
     flow = Flow.from_key(key)
     ctx = _Ctx(ofproto, bridge, flow, now, may_learn, tracing)
-    if ecn_ce:
-        flow.nw_tos |= 0x03
-        ctx.overwrite(FIELDS["nw_tos"].put(0x03))
     if flow.dl_type in (0x0800, 0x86DD):
         ctx.consult_field("nw_frag")
     ctx.entered.add((bridge.name, flow.in_port))
@@ -229,11 +231,17 @@ def translate(
             f'bridge("{bridge.name}")',
             "-" * len(f'bridge("{bridge.name}")'),
         ]
+    if ecn_ce:
+        # After "Flow:": the trace shows the packet as it came (OVS marks it
+        # in tnl_process_ecn(), after printing), the final flow the mark.
+        flow.nw_tos |= 0x03
+        ctx.overwrite(FIELDS["nw_tos"].put(0x03))
     try:
         _lookup_and_run(ctx, 0, flow.in_port, ingress=True)
     except XlateError as exc:
         error = str(exc)
         ctx.odp.clear()
+    unwrap_trailing_clone(ctx.odp)
     mask = ctx.wc & ~_METADATA_MASK
     if not (FIELDS["tun_dst"].get(key) or FIELDS["tun_ipv6_dst"].get(key)):
         # A packet that came out of no tunnel has no tunnel in its datapath
@@ -616,12 +624,15 @@ def _commit(ctx: _Ctx) -> None:
         over = ctx.overwritten & fld.mask
         if not (over or ctx.committed & fld.mask):
             continue
-        ctx.wc |= fld.mask
+        # The bits an action wrote are matched (OVS un-wildcards what a
+        # set_field writes); a masked write of part of the ToS byte, like
+        # RFC 6040's CE mark or mod_nw_ecn, matches only those bits.
+        ctx.wc |= over if name == "nw_tos" and over else fld.mask
         value = getattr(flow, name)
         old = getattr(base, name)
         if old == value:
             continue
-        if name not in ("dl_src", "dl_dst"):
+        if name not in ("dl_src", "dl_dst", "nw_tos"):
             # A set action on an IP or L4 header depends on which header it is.
             ctx.consult_field("nw_proto")
         header = _header(flow, name)

@@ -35,6 +35,7 @@ import ipaddress
 from typing import TYPE_CHECKING
 
 from pyvswitch.dpif.actions import OdpClone, OdpTnlPop, OdpTnlPush
+from pyvswitch.dpif.tunnel_exec import CONGESTION_DROP, INVALID_TUNNEL_METADATA, UPCALL_ERROR
 from pyvswitch.flow.layout import (
     FIELDS,
     TNL_F_CSUM,
@@ -43,6 +44,12 @@ from pyvswitch.flow.layout import (
     TUNNEL_FIELDS,
 )
 from pyvswitch.ofproto.bridge import PatchRx, PatchTx
+from pyvswitch.ofproto.tlv_map import (
+    datapath_mask,
+    metadata_from_key,
+    options_for_push,
+    push_mask,
+)
 from pyvswitch.packet.addr import mac_to_str
 from pyvswitch.packet.tunnel import (
     GRE,
@@ -56,12 +63,16 @@ from pyvswitch.packet.tunnel import (
 )
 
 if TYPE_CHECKING:
+    from collections import Counter
     from collections.abc import Callable, Sequence
 
+    from pyvswitch.dpif.actions import OdpAction
+    from pyvswitch.dpif.datapath import StatsSink
     from pyvswitch.flow.flow import Flow
     from pyvswitch.ofproto.bridge import Bridge, OfPort
     from pyvswitch.ofproto.ofproto import Ofproto
     from pyvswitch.ofproto.xlate import XlateResult, _Ctx
+    from pyvswitch.packet.tunnel import GeneveOption
 
 #: The netdev types that are tunnels.
 TUNNEL_TYPES = frozenset(("vxlan", "gre", "geneve"))
@@ -106,6 +117,7 @@ def tunnel_output(
     saved_flow = flow.copy()
     saved_base = ctx.base.copy()
     saved_overwritten = ctx.overwritten
+    restore = True
     try:
         try:
             sent = ctx.ofproto.tunnels.send(port.name, flow)
@@ -113,15 +125,32 @@ def tunnel_output(
             ctx.error("Tunneling decided against output")
             return
         ctx.consult(sent.wc)
+        if _tnl_dst(flow) == _tnl_dst(ctx.packet):
+            # Back to where the packet came from (or, for a packet that came
+            # by no tunnel, to no address at all: remote_ip=flow with no
+            # tun_dst set). OVS 3.1 leaves what the port set in the flow on
+            # this path (its "goto out" skips the restore), so the trace's
+            # final flow shows it; so do we.
+            ctx.error("Not tunneling to our own address")
+            restore = False
+            return
         ctx.detail("-> output to native tunnel")
         ctx.sinks.append(PatchTx(port.counters))
         commit(ctx)
         _native_output(ctx, port, sent.odp_port, last, cross)
     finally:
-        flow.assign(saved_flow)
-        ctx.flow = flow
-        ctx.base.assign(saved_base)
-        ctx.overwritten = saved_overwritten
+        if restore:
+            flow.assign(saved_flow)
+            ctx.flow = flow
+            ctx.base.assign(saved_base)
+            ctx.overwritten = saved_overwritten
+
+
+def _tnl_dst(flow: Flow) -> int:
+    """The tunnel destination as one IPv6 number, an IPv4 one mapped (flow_tnl_dst())."""
+    if flow.tun_dst:
+        return 0xFFFF00000000 | flow.tun_dst
+    return flow.tun_ipv6_dst
 
 
 def _native_output(
@@ -163,14 +192,27 @@ def _native_output(
     tport = ofproto.tunnels.port(port.name)
     assert tport is not None  # send() above knew it
     config = tport.config
-    header = build_header(config.type, config.dst_port, flow, smac, dmac_int, src, v6)
+    options: tuple[GeneveOption, ...] = ()
+    if config.type == "geneve":
+        # The present tun_metadata fields become options, by the bridge's map.
+        tlv = ofproto.tlv_map(tport.bridge)
+        options = options_for_push(tlv, flow)
+        ctx.consult(push_mask(tlv, flow))
+    header = build_header(
+        config.type, config.dst_port, flow, smac, dmac_int, src, v6, options=options
+    )
     assert out_dev.odp_port is not None
     push = OdpTnlPush(tnl_odp, header, out_dev.odp_port)
     _propagate(ctx.flow, header, src, v6)
     _propagate(ctx.base, header, src, v6)
     saved_odp, saved_wc, saved_learn = ctx.odp, ctx.wc, ctx.may_learn
+    # The outer packet is a packet of its own: what the inner one was sent
+    # out of does not make it a duplicate, nor does another tunnel's outer
+    # packet (their flows differ only in the header the flow cannot show).
+    saved_sent = ctx.sent
     ctx.odp = [push]
     ctx.may_learn = False
+    ctx.sent = set()
     try:
         cross(ctx, out_bridge, out_dev, last, patch=False)
         inner = tuple(ctx.odp)
@@ -179,7 +221,23 @@ def _native_output(
         # it with a wildcard mask of its own); the tags it collected keep
         # the flow up to date with what the underlay learns.
         ctx.odp, ctx.wc, ctx.may_learn = saved_odp, saved_wc, saved_learn
-    ctx.odp.append(OdpClone(inner))
+        ctx.sent = saved_sent
+    if len(inner) > 1:
+        # When the underlay sent the outer packet nowhere, a push alone
+        # would only be work: OVS cancels the whole clone then.
+        ctx.odp.append(OdpClone(inner))
+
+
+def unwrap_trailing_clone(actions: list[OdpAction]) -> None:
+    """Replace a ``clone`` that ends ``actions`` by the actions inside it (in place).
+
+    Nothing follows it that needs the packet unchanged. Open vSwitch
+    3.1 does this to every translation (xlate_optimize_odp_actions()), one
+    level deep, so a tunnel output that is the last to send anything prints
+    as ``tnl_push(...),1`` there; later versions keep the clone.
+    """
+    if actions and isinstance(actions[-1], OdpClone):
+        actions[-1:] = actions[-1].actions
 
 
 def _address(ip: int, v6: bool) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
@@ -198,9 +256,20 @@ def _find_device(ctx: _Ctx, name: str) -> tuple[Bridge, OfPort] | None:
 
 
 def build_header(
-    kind: str, dst_port: int | None, flow: Flow, smac: int, dmac: int, src: int, v6: bool
+    kind: str,
+    dst_port: int | None,
+    flow: Flow,
+    smac: int,
+    dmac: int,
+    src: int,
+    v6: bool,
+    *,
+    options: tuple[GeneveOption, ...] = (),
 ) -> TunnelHeader:
-    """The outer header for ``flow``'s tunnel metadata, as OVS's build_header does."""
+    """The outer header for ``flow``'s tunnel metadata, as OVS's build_header does.
+
+    ``options`` are a Geneve header's; the header's C bit says whether one is critical.
+    """
     proto = _IPPROTO_GRE if kind == "gre" else _IPPROTO_UDP
     ip: OuterIPv4 | OuterIPv6
     if v6:
@@ -228,7 +297,11 @@ def build_header(
         return TunnelHeader(*eth, ip, None, GRE(key=key, csum=0 if csum else None))
     udp = OuterUDP(0, dst_port or 0, 0xFFFF if csum or v6 else 0)
     vni = flow.tun_id & 0xFFFFFF
-    tunnel: VXLAN | Geneve = VXLAN(vni) if kind == "vxlan" else Geneve(vni)
+    tunnel: VXLAN | Geneve
+    if kind == "vxlan":
+        tunnel = VXLAN(vni)
+    else:
+        tunnel = Geneve(vni, options, critical=any(option.critical for option in options))
     return TunnelHeader(*eth, ip, udp, tunnel)
 
 
@@ -301,33 +374,58 @@ def terminate(ctx: _Ctx, port: OfPort) -> bool:
 
 
 def _tnl_port_map_lookup(ctx: _Ctx, port: OfPort, addresses: Sequence[object]) -> int | None:
-    """Which tunnel datapath port listens for this packet on ``port`` (tnl_port_map_lookup())."""
+    """Which tunnel datapath port listens for this packet on ``port`` (tnl_port_map_lookup()).
+
+    OVS keeps the listening ports as classifier rules on the destination
+    MAC, the EtherType, the destination address, the IP protocol, the
+    fragment bits and (UDP only) the destination port, and looks them up in
+    stages. The megaflow gets what those stages looked at: the Ethernet
+    fields; then, once they match, the address, protocol and fragment bits
+    together; then, once those match a UDP rule, the UDP port, whole when it
+    is one we listen on, else only as many leading bits as it takes to tell
+    it from every port we listen on (the classifier's ports trie).
+    """
     ofproto = ctx.ofproto
     flow = ctx.flow
-    ctx.consult_field("dl_type")
-    if flow.dl_type not in (_ETH_IP, _ETH_IPV6):
+    listening = sorted(ofproto.datapath.tunnels.kinds.items())
+    if not listening:
+        # No rules: OVS's classifier looks at nothing.
         return None
-    mac = ofproto.port_mac(port.name)
+    ctx.consult_field("dl_type")
     ctx.consult_field("dl_dst")
-    if mac is None or flow.dl_dst != mac:
+    mac = ofproto.port_mac(port.name)
+    if flow.dl_type not in (_ETH_IP, _ETH_IPV6) or mac is None or flow.dl_dst != mac:
         return None
     v6 = flow.dl_type == _ETH_IPV6
     ctx.consult_field("ipv6_dst" if v6 else "nw_dst")
-    dst = _address(flow.ipv6_dst if v6 else flow.nw_dst, v6)
-    if not any(getattr(a, "ip", a) == dst for a in addresses):
-        return None
-    ctx.consult_field("nw_frag")
-    if flow.nw_frag:
-        return None
     ctx.consult_field("nw_proto")
-    for odp, (kind, udp_port) in sorted(ofproto.datapath.tunnels.kinds.items()):
-        if kind == "gre" and flow.nw_proto == _IPPROTO_GRE:
-            return odp
-        if kind != "gre" and flow.nw_proto == _IPPROTO_UDP:
+    ctx.consult_field("nw_frag")
+    dst = _address(flow.ipv6_dst if v6 else flow.nw_dst, v6)
+    if not any(getattr(a, "ip", a) == dst for a in addresses) or flow.nw_frag:
+        return None
+    if flow.nw_proto == _IPPROTO_GRE:
+        return next((odp for odp, (kind, _) in listening if kind == "gre"), None)
+    if flow.nw_proto != _IPPROTO_UDP:
+        return None
+    udp_ports = [(odp, udp_port) for odp, (kind, udp_port) in listening if kind != "gre"]
+    if not udp_ports:
+        return None
+    for odp, udp_port in udp_ports:
+        if flow.tp_dst == udp_port:
             ctx.consult_field("tp_dst")
-            if flow.tp_dst == udp_port:
-                return odp
+            return odp
+    ctx.consult(FIELDS["tp_dst"].put(_distinguishing_bits(flow.tp_dst, [p for _, p in udp_ports])))
     return None
+
+
+def _distinguishing_bits(value: int, ports: Sequence[int]) -> int:
+    """The leading bits of 16-bit ``value`` that tell it from every one of ``ports``.
+
+    One more than the longest prefix it shares with any of them, as a mask.
+    """
+    shared = max(16 - (value ^ port).bit_length() for port in ports)
+    keep = min(shared + 1, 16)
+    return (0xFFFF << (16 - keep)) & 0xFFFF
 
 
 def _is_reply_for_us(ctx: _Ctx, addresses: Sequence[object]) -> bool:
@@ -357,6 +455,7 @@ def _neigh_set(ctx: _Ctx, ip: ipaddress.IPv4Address | ipaddress.IPv6Address, mac
 
 
 # -- receive -----------------------------------------------------------------------------
+
 
 def tunnel_receive_mask(key: int) -> int:
     """What a popped packet's megaflow matches of its tunnel, as OVS's tnl_wc_init().
@@ -396,23 +495,93 @@ def translate_tunnel_in(
     is_ip = flow.dl_type in (_ETH_IP, _ETH_IPV6)
     ce = is_ip and flow.tun_tos & _ECN_MASK == _ECN_CE
     mask = FIELDS["in_port"].mask | tunnel_receive_mask(of_key) | FIELDS["dl_type"].mask
+    # The Geneve options' layout is always matched, so that a packet the
+    # bridge's TLV map refuses never hits a flow made for one it took.
+    tlv = ofproto.tlv_map(bridge.name)
+    mask |= datapath_mask(tlv, of_key, 0)
+    if metadata_from_key(tlv, of_key) is None:
+        dropped = _CoverageSink(ofproto.datapath.tunnels.coverage, INVALID_TUNNEL_METADATA)
+        return XlateResult((), mask, (dropped,), flow, "Invalid Geneve tunnel metadata")
     if ce and not flow.nw_tos & _ECN_MASK:
-        mask |= FIELDS["nw_tos"].put(_ECN_MASK)
-        trace = [f"Flow: {flow_text(flow)}"] if tracing else []
-        return XlateResult(
-            (),
-            mask,
-            (PatchRx(port.counters),),
-            flow,
-            "Invalid tunnel metadata",
-            trace,
-        )
+        dropped = _CoverageSink(ofproto.datapath.tunnels.coverage, CONGESTION_DROP)
+        return _ecn_drop(bridge, port, flow, of_key, mask, tracing, dropped)
     result = translate(
         ofproto, bridge, of_key, now, may_learn=may_learn, tracing=tracing, ecn_ce=ce
     )
-    result.mask |= mask
+    # The option data rules looked at, in the options' own terms.
+    result.mask |= mask | datapath_mask(tlv, of_key, result.mask)
     result.sinks = (PatchRx(port.counters), *result.sinks)
     return result
+
+
+def _ecn_drop(
+    bridge: Bridge,
+    port: OfPort,
+    flow: Flow,
+    of_key: int,
+    mask: int,
+    tracing: bool,
+    dropped: StatsSink,
+) -> XlateResult:
+    """Drop a Not-ECT packet that arrived in a CE-marked tunnel packet, as OVS 3.1 does.
+
+    OVS has looked the packet up in table 0 already (the rule is credited
+    and its match narrows the megaflow) and runs none of its actions; this
+    is no translation error, so the trace ends with a plain drop. Each
+    packet the megaflow drops counts under ``drop_action_congestion``
+    (``dropped``), as OVS's explicit drop action with that reason does.
+    """
+    from pyvswitch.flow.ofp_text import format_match  # noqa: PLC0415
+    from pyvswitch.ofproto.xlate import XlateResult  # noqa: PLC0415
+
+    mask |= FIELDS["nw_tos"].put(_ECN_MASK) | FIELDS["nw_frag"].mask
+    rule, consulted = bridge.tables[0].lookup(of_key)
+    mask |= consulted
+    sinks: list[StatsSink] = [PatchRx(port.counters), dropped]
+    trace: list[str] = []
+    if tracing:
+        header = f'bridge("{bridge.name}")'
+        if rule is None:
+            line = " 0. No match."
+        else:
+            match = format_match(rule.match)
+            cookie = f", cookie {rule.cookie:#x}" if rule.cookie else ""
+            line = f" 0. {match + ', ' if match else ''}priority {rule.priority}{cookie}"
+        trace = [f"Flow: {flow_text(flow)}", "", header, "-" * len(header), line]
+    if rule is not None:
+        sinks.append(rule)
+    return XlateResult((), mask, tuple(sinks), flow, None, trace)
+
+
+def no_tunnel_port(ofproto: Ofproto, key: int) -> XlateResult:
+    """A popped packet no tunnel port takes (wrong key or VNI, unknown remote).
+
+    OVS's upcall fails (``receive tunnel port not found``) and the packet is
+    dropped and counted under ``datapath_drop_upcall_error``; we install a
+    drop flow that matches what the tunnel lookup looked at, and count each
+    packet it drops under the same name.
+    """
+    from pyvswitch.flow.flow import Flow  # noqa: PLC0415 - xlate imports this module
+    from pyvswitch.ofproto.xlate import XlateResult  # noqa: PLC0415
+
+    mask = FIELDS["in_port"].mask | tunnel_receive_mask(key)
+    dropped = _CoverageSink(ofproto.datapath.tunnels.coverage, UPCALL_ERROR)
+    return XlateResult(
+        (), mask, (dropped,), Flow.from_key(key), "no OpenFlow tunnel port for this packet"
+    )
+
+
+class _CoverageSink:
+    """Counts the packets a megaflow handles under a coverage name (a megaflow sink)."""
+
+    __slots__ = ("counter", "name")
+
+    def __init__(self, counter: Counter[str], name: str) -> None:
+        self.counter = counter
+        self.name = name
+
+    def account(self, packets: int, nbytes: int, now: float) -> None:  # noqa: ARG002
+        self.counter[self.name] += packets
 
 
 def flow_text(flow: Flow) -> str:

@@ -329,7 +329,13 @@ class Daemon:
         dp = self._datapath(bridge)
         iface = port.interface
         if iface.name == bridge.name:
-            # The bridge's own port (LOCAL), created with the bridge.
+            # The bridge's own port (LOCAL), created with the bridge; its
+            # Port row's VLAN settings apply to it like to any port.
+            local = dp.ofp.bridges[bridge.name].ports[OFPP_LOCAL]
+            local.tag = port.tag
+            local.trunks = frozenset(port.trunks)
+            local.vlan_mode = port.vlan_mode
+            dp.ofp.need_revalidate = True
             return OFPP_LOCAL, None
         provider = self._provider(dp, port)
         options = dict(iface.options)

@@ -15,6 +15,9 @@ would print (its messages without the ``ovs-ofctl:`` prefix for errors)::
     ofctl/dump-ports-desc [OPTIONS] BRIDGE [PORT]
     ofctl/dump-tables [OPTIONS] BRIDGE
     ofctl/show [OPTIONS] BRIDGE
+    ofctl/add-tlv-map [OPTIONS] BRIDGE MAP
+    ofctl/del-tlv-map [OPTIONS] BRIDGE [MAP]
+    ofctl/dump-tlv-map [OPTIONS] BRIDGE
 
 OPTIONS come first and end with ``--`` or the first other word:
 ``--protocol=OpenFlow1N`` (the version ovs-ofctl would have used, by default
@@ -29,23 +32,37 @@ and their actions are kept as they arrive over the OpenFlow version given
 A change is applied whole or not at all, and the bridge's rules are saved
 (:mod:`pyvswitch.vswitchd.flowstore`) before the reply, so a rule the client
 was told about survives a restart of the daemon.
+
+Each bridge has a TLV map (:mod:`pyvswitch.ofproto.tlv_map`), which the
+``*-tlv-map`` commands change and show and which every flow is checked
+against. A refusal the switch itself makes (an ``OFPT_ERROR`` in Open
+vSwitch, such as ``NXTTMFC_ALREADY_MAPPED`` or ``NXFMFC_INVALID_TLV_FIELD``)
+is answered with what ovs-ofctl prints for it: the error and the request it
+refused, which pvs-ofctl prints without its name in front. The maps are kept
+in memory only: like Open vSwitch's, they are gone after a restart (rules
+that use them are restored but match nothing until the map is added again).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from pyvswitch.flow.layout import FIELDS
 from pyvswitch.flow.match import FlowParseError
-from pyvswitch.flow.ofp_text import META_FIELDS, PORT_NAMES
-from pyvswitch.ofproto.actions import OFPP_LOCAL, OFPP_MAX
+from pyvswitch.flow.ofp_text import META_FIELDS, PORT_NAMES, TUN_METADATA_EXACT, format_match
+from pyvswitch.ofproto import tlv_map as tlv
+from pyvswitch.ofproto.actions import OFPP_LOCAL, OFPP_MAX, SetField
+from pyvswitch.ofproto.actions_text import format_actions_as_written, is_tun_metadata
 from pyvswitch.ofproto.actions_wire import OF12, check_version
 from pyvswitch.ofproto.flow_cmd import (
     ADD,
     DELETE,
     DELETE_STRICT,
     DUMP,
+    FLOW_FLAGS,
     MODIFY,
     MODIFY_STRICT,
     RESET_COUNTS,
@@ -76,6 +93,7 @@ from pyvswitch.vswitchd.unixctl import UNLIMITED, UnixctlError
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
+    from pyvswitch.flow.match import Match
     from pyvswitch.ofproto.bridge import Bridge, OfPort
     from pyvswitch.vswitchd.daemon import Daemon, Datapath
     from pyvswitch.vswitchd.unixctl import UnixctlServer
@@ -99,6 +117,9 @@ def register_ofctl_commands(daemon: Daemon, server: UnixctlServer) -> None:
         ("dump-ports-desc", "bridge [port]", 1, _dump_ports_desc),
         ("dump-tables", "bridge", 1, _dump_tables),
         ("show", "bridge", 1, _show),
+        ("add-tlv-map", "bridge map", 2, _add_tlv_map),
+        ("del-tlv-map", "bridge [map]", 1, _del_tlv_map),
+        ("dump-tlv-map", "bridge", 1, _dump_tlv_map),
     ]
     for name, usage, needed, handler in commands:
         server.register(
@@ -181,14 +202,181 @@ def _port_names(bridge: Bridge) -> dict[str, int]:
     return {port.name: port.ofport for port in bridge.ports.values()}
 
 
-def _parse(text: str, command: str, bridge: Bridge, version: int = OF10) -> FlowCommand:
-    """One flow of a command line, as the switch receives it over ``version``."""
+def _parse(
+    text: str,
+    command: str,
+    dp: Datapath,
+    bridge: Bridge,
+    version: int = OF10,
+    *,
+    aggregate: bool = False,
+) -> FlowCommand:
+    """One flow of a command line, as the switch receives it over ``version``.
+
+    It is checked against the bridge's TLV map (see :func:`_with_tlv_map`;
+    ``aggregate`` says a dump is dump-aggregate's).
+    """
     try:
         parsed = parse_flow_command(text, command, _port_names(bridge))
         _check_table(parsed)
-        return carried(parsed, version)
+        _check_tun_metadata_version(parsed, version)
+        return _with_tlv_map(dp, bridge, carried(parsed, version), version, aggregate=aggregate)
     except FlowParseError as exc:
         raise UnixctlError(str(exc)) from None
+
+
+class _SwitchRefusedError(UnixctlError):
+    """The switch answered a request with an OpenFlow error; ``text`` is what ovs-ofctl prints."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+
+def _check_tun_metadata_version(command: FlowCommand, version: int) -> None:
+    # Geneve option fields have NXM and OXM encodings only; OpenFlow 1.1
+    # has neither, so ovs-ofctl finds no way to send such a flow.
+    if version == OF11 and tlv.fields_used(command.spec.match, command.spec.actions):
+        raise FlowParseError(_NO_TLV_FORMAT)
+
+
+_NO_TLV_FORMAT = (
+    "none of the usable flow formats (NXM,OXM) is among the allowed flow formats (OpenFlow11)"
+)
+
+
+def _with_tlv_map(
+    dp: Datapath,
+    bridge: Bridge,
+    command: FlowCommand,
+    version: int,
+    *,
+    index: int = 0,
+    replace: bool = False,
+    aggregate: bool = False,
+) -> FlowCommand:
+    """``command`` as the switch takes it with the bridge's TLV map, or its refusal.
+
+    A Geneve option field the map does not name is Open vSwitch's
+    ``NXFMFC_INVALID_TLV_FIELD`` (:class:`_SwitchRefusedError`, with what
+    ovs-ofctl prints); ``index`` is the flow's place in an ``add-flows``
+    (or, ``replace``, a ``replace-flows``) file, which the message's
+    transaction id reflects.
+    """
+    spec = command.spec
+    if not tlv.fields_used(spec.match, spec.actions):
+        return command
+    try:
+        match, actions = tlv.check_flow(dp.ofp.tlv_map(bridge.name), spec.match, spec.actions)
+    except tlv.TlvFieldError as exc:
+        text = _flow_mod_error(exc.code, command, version, index, replace, aggregate=aggregate)
+        raise _SwitchRefusedError(text) from None
+    return dataclasses.replace(
+        command, spec=dataclasses.replace(spec, match=match, actions=actions)
+    )
+
+
+#: The OpenFlow 1.0 match fields: a match on anything else needs Nicira's NXM.
+_OF10_FIELDS = frozenset(
+    ("in_port", "dl_src", "dl_dst", "dl_type", "vlan_tci", "nw_src", "nw_dst", "nw_proto",
+     "nw_tos", "tp_src", "tp_dst")
+)  # fmt: skip
+
+
+def _needs_nxm(command: FlowCommand) -> bool:
+    """Whether ovs-ofctl sends this flow over OpenFlow 1.0 in Nicira's format (NXT_FLOW_MOD).
+
+    A match beyond OpenFlow 1.0's fields needs it, and so does a whole
+    ``set_field`` to a Geneve option field (a masked one is a load, which
+    OpenFlow 1.0's own format carries).
+    """
+    mask = command.spec.match.mask
+    for name, fld in FIELDS.items():
+        if mask & fld.mask and name not in _OF10_FIELDS:
+            return True
+    return any(
+        isinstance(a, SetField) and is_tun_metadata(a.field) and a.mask == TUN_METADATA_EXACT
+        for a in command.spec.actions
+    )
+
+
+_FLOW_MOD_WORDS = {
+    ADD: "ADD",
+    MODIFY: "MOD",
+    MODIFY_STRICT: "MOD_STRICT",
+    DELETE: "DEL",
+    DELETE_STRICT: "DEL_STRICT",
+}
+
+
+def _flow_mod_error(
+    code: str,
+    command: FlowCommand,
+    version: int,
+    index: int = 0,
+    replace: bool = False,
+    *,
+    aggregate: bool = False,
+) -> str:
+    """What ovs-ofctl prints when the switch refuses a flow mod with ``code``.
+
+    The error and the flow mod as ovs-ofctl decodes what it sent; the
+    transaction id counts the requests ovs-ofctl sent before it.
+    """
+    spec = command.spec
+    table = command.table if command.table is not None else spec.table_id
+    if version == OF10:
+        nxm = _needs_nxm(command)
+        name = "NXT_FLOW_MOD" if nxm else "OFPT_FLOW_MOD"
+        # Naming a table over OpenFlow 1.0 takes one more request and reply.
+        xid = (8 if nxm else 6) + (2 if table not in (None, 0, 255) else 0)
+    else:
+        name = f"OFPT_FLOW_MOD{_version_text(version)}"
+        xid = 6
+    # A file's flows go one after another, each after a request of its own;
+    # replace-flows first dumps the bridge's flows.
+    xid += index * 2 - (3 if replace else 0)
+    of = _version_text(version)
+    if command.command == DUMP:
+        # A dump's match travels in a statistics request (flows or aggregate).
+        stats = "AGGREGATE" if aggregate else "FLOW"
+        request = f"NXST_{stats} request" if version == OF10 else f"OFPST_{stats} request{of}"
+        xid = 8 if version == OF10 else 6
+        shown = format_match(_as_sent(spec.match))
+        return f"OFPT_ERROR{of} (xid={xid:#x}): {code}\n{request} (xid={xid:#x}): {shown}"
+    priority = None if command.command == DELETE else spec.priority
+    parts = [_FLOW_MOD_WORDS.get(command.command, "ADD")]
+    if table not in (None, 0, 255):
+        parts.append(f"table:{table}")
+    match = format_match(_as_sent(spec.match), priority)
+    if match:
+        parts.append(match)
+    if command.new_cookie:
+        parts.append(f"cookie:{command.new_cookie:#x}")
+    if command.cookie_mask:
+        parts.append(f"cookie:{command.cookie:#x}/{command.cookie_mask:#x}")
+    if spec.idle_timeout:
+        parts.append(f"idle:{spec.idle_timeout}")
+    if spec.hard_timeout:
+        parts.append(f"hard:{spec.hard_timeout}")
+    parts += [flag for flag, bit in FLOW_FLAGS.items() if command.flags & bit]
+    parts.append("actions=" + format_actions_as_written(spec.actions))
+    return f"OFPT_ERROR{of} (xid={xid:#x}): {code}\n{name} (xid={xid:#x}): {' '.join(parts)}"
+
+
+def _as_sent(match: Match) -> Match:
+    """A match as ovs-ofctl shows what it sent: a Geneve field's mask of whole 0xff bytes is exact.
+
+    ovs-ofctl gives such a field only as many bytes as its value and mask
+    need, so a mask of all ones over those bytes is no mask to it.
+    """
+    for index in tlv.fields_used(match, ()):
+        name = f"tun_metadata{index}"
+        value, mask = match.get(name)
+        length = max((value.bit_length() + 7) // 8, (mask.bit_length() + 7) // 8)
+        if mask and mask == (1 << (8 * length)) - 1:
+            match = match.with_field(name, value, TUN_METADATA_EXACT)
+    return match
 
 
 def _check_table(command: FlowCommand) -> None:
@@ -198,7 +386,7 @@ def _check_table(command: FlowCommand) -> None:
 
 
 def _parse_file(
-    text: str, name: str, bridge: Bridge, version: int, *, replace: bool
+    text: str, name: str, dp: Datapath, bridge: Bridge, version: int, *, replace: bool
 ) -> list[FlowCommand]:
     """Every flow of a flows file (``#`` starts a comment; blank lines are skipped).
 
@@ -206,7 +394,7 @@ def _parse_file(
     replace-flows lines as written, for :func:`replace_flows` to compare.
     """
     names = _port_names(bridge)
-    commands = []
+    commands: list[tuple[int, FlowCommand]] = []
     for number, raw in enumerate(text.split("\n"), 1):
         line = raw.split("#", 1)[0]
         if not line.strip(" \t\n"):
@@ -220,10 +408,21 @@ def _parse_file(
             else:
                 command = carried(parse_flow_line(line, names), version)
             _check_table(command)
+            _check_tun_metadata_version(command, version)
         except FlowParseError as exc:
             raise UnixctlError(f"{name}:{number}: {exc}") from None
-        commands.append(command)
-    return commands
+        commands.append((number, command))
+    # The switch checks the flows against its TLV map as they arrive, after
+    # ovs-ofctl has read the whole file.
+    checked = []
+    for index, (number, command) in enumerate(commands):
+        try:
+            checked.append(
+                _with_tlv_map(dp, bridge, command, version, index=index, replace=replace)
+            )
+        except FlowParseError as exc:
+            raise UnixctlError(f"{name}:{number}: {exc}") from None
+    return checked
 
 
 def _add_flags(request: _Request) -> int:
@@ -260,20 +459,22 @@ def _apply(
 
 def _add_flow(daemon: Daemon, request: _Request) -> str:
     dp, bridge = _bridge(daemon, request.words[0])
-    command = _parse(request.words[1], ADD, bridge, request.version)
+    command = _parse(request.words[1], ADD, dp, bridge, request.version)
     return _apply(daemon, dp, bridge, [command], _add_flags(request))
 
 
 def _add_flows(daemon: Daemon, request: _Request) -> str:
     dp, bridge = _bridge(daemon, request.words[0])
-    commands = _parse_file(request.words[1], request.file, bridge, request.version, replace=False)
+    commands = _parse_file(
+        request.words[1], request.file, dp, bridge, request.version, replace=False
+    )
     return _apply(daemon, dp, bridge, commands, _add_flags(request))
 
 
 def _mod_flows(daemon: Daemon, request: _Request) -> str:
     dp, bridge = _bridge(daemon, request.words[0])
     command = _parse(
-        request.words[1], MODIFY_STRICT if request.strict else MODIFY, bridge, request.version
+        request.words[1], MODIFY_STRICT if request.strict else MODIFY, dp, bridge, request.version
     )
     return _apply(daemon, dp, bridge, [command])
 
@@ -281,13 +482,17 @@ def _mod_flows(daemon: Daemon, request: _Request) -> str:
 def _del_flows(daemon: Daemon, request: _Request) -> str:
     dp, bridge = _bridge(daemon, request.words[0])
     text = request.words[1] if len(request.words) > 1 else ""
-    command = _parse(text, DELETE_STRICT if request.strict else DELETE, bridge)
+    command = _parse(
+        text, DELETE_STRICT if request.strict else DELETE, dp, bridge, request.version
+    )
     return _apply(daemon, dp, bridge, [command])
 
 
 def _replace_flows(daemon: Daemon, request: _Request) -> str:
     dp, bridge = _bridge(daemon, request.words[0])
-    commands = _parse_file(request.words[1], request.file, bridge, request.version, replace=True)
+    commands = _parse_file(
+        request.words[1], request.file, dp, bridge, request.version, replace=True
+    )
     flags = _add_flags(request)
 
     def change() -> None:
@@ -301,11 +506,17 @@ def _replace_flows(daemon: Daemon, request: _Request) -> str:
 
 
 def _dump_flows(daemon: Daemon, request: _Request) -> str:
-    _, bridge = _bridge(daemon, request.words[0])
+    dp, bridge = _bridge(daemon, request.words[0])
     if request.version == OF11:
         raise UnixctlError("dump-flows: OpenFlow11 is not supported (use another version)")
     text = request.words[1] if len(request.words) > 1 else ""
-    rules = select_rules(bridge, _parse(text, DUMP, bridge))
+    try:
+        selection = _parse(text, DUMP, dp, bridge, request.version)
+    except _SwitchRefusedError as refused:
+        # ovs-ofctl prints the error the switch sends back to a dump request
+        # as a reply, and exits with success.
+        return refused.text + "\n"
+    rules = select_rules(bridge, selection)
     if request.sort:
         rules = sort_rules(rules, request.sort)
     # ovs-ofctl prints a reply as it comes (with its header and Open vSwitch's
@@ -338,9 +549,13 @@ def _stats_xid(request: _Request, flow_text: str) -> int:
 
 def _dump_aggregate(daemon: Daemon, request: _Request) -> str:
     """``dump-aggregate BRIDGE [FLOW]``: packets, bytes and flows of the selected rules."""
-    _, bridge = _bridge(daemon, request.words[0])
+    dp, bridge = _bridge(daemon, request.words[0])
     text = request.words[1] if len(request.words) > 1 else ""
-    rules = select_rules(bridge, _parse(text, DUMP, bridge))
+    try:
+        selection = _parse(text, DUMP, dp, bridge, request.version, aggregate=True)
+    except _SwitchRefusedError as refused:
+        return refused.text + "\n"
+    rules = select_rules(bridge, selection)
     name = "NXST_AGGREGATE reply" if request.version == OF10 else "OFPST_AGGREGATE reply"
     return (
         f"{name}{_version_text(request.version)} (xid={_stats_xid(request, text):#x}): "
@@ -439,6 +654,61 @@ def _dump_ports_desc(daemon: Daemon, request: _Request) -> str:
     for port in ports:
         lines += _port_desc(dp, port, request.version)
     return "".join(line + "\n" for line in lines)
+
+
+# -- TLV maps ------------------------------------------------------------------------------
+
+
+def _add_tlv_map(daemon: Daemon, request: _Request) -> str:
+    """``add-tlv-map BRIDGE MAP``: map Geneve options to ``tun_metadataN`` fields."""
+    dp, bridge = _bridge(daemon, request.words[0])
+    return _tlv_mod(dp, bridge, tlv.ADD, _mappings(request.words[1]), request.version)
+
+
+def _del_tlv_map(daemon: Daemon, request: _Request) -> str:
+    """``del-tlv-map BRIDGE [MAP]``: forget the mappings of MAP's fields, or all of them."""
+    dp, bridge = _bridge(daemon, request.words[0])
+    if len(request.words) == 1:
+        return _tlv_mod(dp, bridge, tlv.CLEAR, (), request.version)
+    return _tlv_mod(dp, bridge, tlv.DELETE, _mappings(request.words[1]), request.version)
+
+
+def _dump_tlv_map(daemon: Daemon, request: _Request) -> str:
+    """``dump-tlv-map BRIDGE``: the bridge's mappings, as ovs-ofctl prints them."""
+    dp, bridge = _bridge(daemon, request.words[0])
+    return tlv.format_table_reply(dp.ofp.tlv_map(bridge.name), request.version)
+
+
+def _mappings(text: str) -> tuple[tlv.TlvMapping, ...]:
+    try:
+        return tlv.parse_mappings(text)
+    except FlowParseError as exc:
+        raise UnixctlError(str(exc)) from None
+
+
+def _tlv_mod(
+    dp: Datapath,
+    bridge: Bridge,
+    command: str,
+    mappings: Sequence[tlv.TlvMapping],
+    version: int,
+) -> str:
+    """Change the bridge's TLV map as the switch would, or answer with its OpenFlow error."""
+    if version == OF11:
+        raise UnixctlError(_NO_TLV_FORMAT)
+    in_use: set[int] = set()
+    for rule in bridge.rules():
+        in_use |= tlv.fields_used(rule.match, rule.actions)
+    try:
+        new = tlv.table_mod(dp.ofp.tlv_map(bridge.name), command, mappings, in_use)
+    except tlv.TlvMapError as exc:
+        raise _SwitchRefusedError(
+            tlv.format_table_mod(exc.code, command, mappings, version, exc.warning)
+        ) from None
+    dp.ofp.tlv_maps[bridge.name] = new
+    # Which option is which field has changed: every cached flow is translated again.
+    dp.ofp.need_revalidate = True
+    return ""
 
 
 #: What an OpenFlow 1.0 table matches on, as Open vSwitch's tables describe it.
