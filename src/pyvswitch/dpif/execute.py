@@ -661,6 +661,8 @@ def _run_tunnel(
             plain = []
         if isinstance(action, OdpTnlPush):
             cur = tunnel_push(action, cur, runtime)
+            if not runtime.fits(action, cur):
+                return
         elif isinstance(action, OdpTnlPop):
             # The pop works on a copy when more actions follow, as in OVS;
             # bytes cannot change, so the copy is the same object. A kernel

@@ -62,6 +62,9 @@ if TYPE_CHECKING:
 EGRESS_PORT_MIN = 32768
 EGRESS_PORT_MAX = 61000
 
+#: Outer packets too large for the underlay: our own counter (OVS has none).
+OVERSIZE_DROP = "datapath_drop_tunnel_oversize"
+OVERSIZE_KEPT = 64
 #: Coverage names, as Open vSwitch's ``coverage/read-counter`` knows them.
 POP_ERROR = "datapath_drop_tunnel_pop_error"
 INVALID_TUNNEL_METADATA = "drop_action_invalid_tunnel_metadata"
@@ -93,6 +96,28 @@ class TunnelRuntime:
     port_min: int = EGRESS_PORT_MIN
     port_max: int = EGRESS_PORT_MAX
     gre_seq: dict[int, int] = field(default_factory=dict)
+    #: The MTU of each datapath port an outer packet may leave by (the owner
+    #: keeps it current); a port not listed is not checked.
+    mtu: dict[int, int] = field(default_factory=dict)
+    #: Outer packets dropped for their size, as (tunnel port, out port, bytes),
+    #: for the owner to log; the most recent OVERSIZE_KEPT only.
+    oversize: list[tuple[int, int, int]] = field(default_factory=list)
+
+    def fits(self, action: OdpTnlPush, outer: bytes) -> bool:
+        """Whether ``outer`` fits the MTU of the port the push sends it by; counted if not.
+
+        Tunnels do not fragment (neither does Open vSwitch): an outer packet
+        larger than the underlay's MTU is dropped here, where the reason is
+        still known, rather than lost in a device.
+        """
+        mtu = self.mtu.get(action.out_port)
+        # Up to two VLAN tags may follow the Ethernet header.
+        if mtu is None or len(outer) <= mtu + 14 + 8:
+            return True
+        self.coverage[OVERSIZE_DROP] += 1
+        del self.oversize[: max(0, len(self.oversize) - OVERSIZE_KEPT + 1)]
+        self.oversize.append((action.tnl_port, action.out_port, len(outer)))
+        return False
 
     def source_port(self, inner: bytes) -> int:
         """The UDP source port for ``inner``: a hash of its flow into the egress range.

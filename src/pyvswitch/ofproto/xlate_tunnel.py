@@ -51,6 +51,7 @@ from pyvswitch.ofproto.tlv_map import (
     push_mask,
 )
 from pyvswitch.packet.addr import mac_to_str
+from pyvswitch.packet.checksum import checksum
 from pyvswitch.packet.tunnel import (
     GRE,
     IPV4_DF,
@@ -84,6 +85,9 @@ _ETH_IP = 0x0800
 _ETH_IPV6 = 0x86DD
 _ETH_ARP = 0x0806
 _ARP_REQUEST = 1
+_ND_ADVERT = 136
+#: ff02::1:ff00:0, the solicited-node multicast prefix (the last 24 bits vary).
+_SOLICITED_NODE = int(ipaddress.IPv6Address("ff02::1:ff00:0"))
 _ARP_REPLY = 2
 _TUNNEL_MASK = sum(FIELDS[name].mask for name in TUNNEL_FIELDS)
 
@@ -181,8 +185,9 @@ def _native_output(
             f"-> neighbor cache miss for {_ip_text(nexthop, v6)} on bridge "
             f"{out_bridge.name}, sending {kind} request"
         )
-        if ctx.may_learn and ctx.trace is None and not v6 and out_dev.odp_port is not None:
-            ofproto.inject(out_dev.odp_port, arp_request(smac, src, nexthop))
+        if ctx.may_learn and ctx.trace is None and out_dev.odp_port is not None:
+            request = nd_solicit(smac, src, nexthop) if v6 else arp_request(smac, src, nexthop)
+            ofproto.inject(out_dev.odp_port, request)
         return
     dmac_int = int.from_bytes(dmac, "big") if isinstance(dmac, bytes) else int(dmac)
     ctx.detail(
@@ -346,6 +351,29 @@ def arp_request(smac: int, sip: int, tip: int) -> bytes:
     )
 
 
+def nd_solicit(smac: int, src: int, target: int) -> bytes:
+    """A neighbour solicitation for ``target`` from ``src``/``smac`` (compose_nd_ns()).
+
+    Sent to the target's solicited-node multicast address, with our MAC in
+    the source link-layer address option, hop limit 255 (RFC 4861).
+    """
+    mac = smac.to_bytes(6, "big")
+    dst = _SOLICITED_NODE.to_bytes(16, "big")[:13] + target.to_bytes(16, "big")[13:]
+    icmp = bytearray(
+        b"\x87\x00\x00\x00" + bytes(4) + target.to_bytes(16, "big") + b"\x01\x01" + mac
+    )
+    pseudo = src.to_bytes(16, "big") + dst + len(icmp).to_bytes(4, "big") + b"\x00\x00\x00\x3a"
+    icmp[2:4] = checksum(pseudo + icmp).to_bytes(2, "big")
+    ip6 = (
+        b"\x60\x00\x00\x00"
+        + len(icmp).to_bytes(2, "big")
+        + b"\x3a\xff"
+        + src.to_bytes(16, "big")
+        + dst
+    )
+    return b"\x33\x33" + dst[12:] + mac + b"\x86\xdd" + ip6 + bytes(icmp)
+
+
 # -- termination -----------------------------------------------------------------------
 
 
@@ -370,7 +398,48 @@ def terminate(ctx: _Ctx, port: OfPort) -> bool:
         return True
     if flow.dl_type == _ETH_ARP and _is_reply_for_us(ctx, addresses):
         _snoop_arp(ctx)
+    elif flow.dl_type == _ETH_IPV6 and _is_advert_for_us(ctx, addresses):
+        _snoop_nd(ctx)
     return False
+
+
+def _is_advert_for_us(ctx: _Ctx, addresses: Sequence[object]) -> bool:
+    """A neighbour advertisement sent to one of our addresses or its solicited-node group.
+
+    As OVS's is_nd_dst_correct(): the destination is the address itself or
+    ff02::1:ffXX:XXXX with its last 24 bits.
+    """
+    flow = ctx.flow
+    ctx.consult_field("nw_proto")
+    if flow.nw_proto != _IPPROTO_ICMPV6:
+        return False
+    ctx.consult_field("tp_src")
+    if flow.tp_src != _ND_ADVERT:
+        return False
+    ctx.consult_field("ipv6_dst")
+    for address in addresses:
+        ip = getattr(address, "ip", address)
+        if not isinstance(ip, ipaddress.IPv6Address):
+            continue
+        own = int(ip)
+        if flow.ipv6_dst == own or flow.ipv6_dst == _SOLICITED_NODE | (own & 0xFFFFFF):
+            return True
+    return False
+
+
+def _snoop_nd(ctx: _Ctx) -> None:
+    """Learn the target of a neighbour advertisement with a link-layer address (tnl_nd_snoop())."""
+    flow = ctx.flow
+    ctx.consult_field("nd_target")
+    ctx.consult_field("arp_tha")
+    if not flow.arp_tha or not ctx.may_learn:
+        return
+    ctx.ofproto.neigh.snoop_nd(
+        ctx.bridge.name,
+        ipaddress.IPv6Address(flow.nd_target),
+        flow.arp_tha.to_bytes(6, "big"),
+        ctx.now,
+    )
 
 
 def _tnl_port_map_lookup(ctx: _Ctx, port: OfPort, addresses: Sequence[object]) -> int | None:

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pyvswitch import __version__
+from pyvswitch.dpif.tunnel_exec import EGRESS_PORT_MAX, EGRESS_PORT_MIN
 from pyvswitch.netdev import Netdev, NetdevError, netdev_close, netdev_open
 from pyvswitch.ofproto.actions import OFPP_MAX
 from pyvswitch.ofproto.flow_cmd import set_fail_mode
@@ -176,6 +177,8 @@ class Daemon:
         #: Native tunnelling's route table and neighbour cache (ovs/route/*,
         #: tnl/neigh/*), and what keeps the routes in step with the kernel.
         self.routes = RouteTable()
+        #: tnl/egress_port_range: the UDP source ports tunnels pick from.
+        self.tnl_port_range = (EGRESS_PORT_MIN, EGRESS_PORT_MAX)
         self.neigh = NeighCache()
         self.route_sync = RouteSync(self, system_routes=system_routes)
 
@@ -197,6 +200,8 @@ class Daemon:
             dp.ofp.routes = self.routes
             dp.ofp.neigh = self.neigh
             dp.ofp.port_mac = functools.partial(_device_mac, dp)
+            runtime = dp.ofp.datapath.tunnels
+            runtime.port_min, runtime.port_max = self.tnl_port_range
         return self.datapaths[kind]
 
     @functools.cached_property
@@ -239,6 +244,7 @@ class Daemon:
         # A bridge that has left the database takes its saved rules with it:
         # a new bridge of the same name starts afresh.
         self.flow_store.forget(set(self.flow_store.bridges) - set(wanted_by_name))
+        self._tunnel_housekeeping()
         self._write_back(results, next_cfg)
 
     def _set_bridge_mac(self, bridge: BridgeConfig, mac: bytes) -> None:
@@ -584,7 +590,25 @@ class Daemon:
         for dp in self.datapaths.values():
             dp.ofp.run(now)
         self.neigh.run(now)
+        self._tunnel_housekeeping()
         self._refresh_status()
+
+    def _tunnel_housekeeping(self) -> None:
+        """Keep the datapaths' view of port MTUs current; log outer packets dropped for size."""
+        for dp in self.datapaths.values():
+            runtime = dp.ofp.datapath.tunnels
+            runtime.mtu = {odp: dev.mtu for odp, dev in dp.devices.items()}
+            dropped, runtime.oversize = runtime.oversize, []
+            for tnl_port, out_port, size in dropped:
+                ports = dp.ofp.datapath.ports
+                log.warning(
+                    "%s: dropped a %d-byte tunnel packet: larger than the MTU %s of %s "
+                    "(tunnels do not fragment: lower the overlay's MTU)",
+                    ports.get(tnl_port, tnl_port),
+                    size,
+                    runtime.mtu.get(out_port, "?"),
+                    ports.get(out_port, out_port),
+                )
 
     async def _periodic(self) -> None:
         while not self.stop.is_set():
