@@ -8,18 +8,19 @@ its key, and drop (and count) what fails a check.
 
 from __future__ import annotations
 
-from scapy.layers.inet import ICMP, IP, UDP
+from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.l2 import GRE as SCAPY_GRE
 from scapy.layers.l2 import Ether
 from scapy.layers.vxlan import VXLAN as SCAPY_VXLAN
 
-from pyvswitch.dpif.actions import OdpClone, OdpOutput, OdpTnlPop, OdpTnlPush
+from pyvswitch.dpif.actions import OdpClone, OdpOutput, OdpTnlPop, OdpTnlPush, OdpUserspace
 from pyvswitch.dpif.actions_text import format_odp_actions, parse_odp_actions
 from pyvswitch.dpif.datapath import Datapath, UpcallResult
 from pyvswitch.dpif.execute import execute
 from pyvswitch.dpif.tunnel_exec import (
     EGRESS_PORT_MAX,
     EGRESS_PORT_MIN,
+    OVERSIZE_DROP,
     POP_ERROR,
     TunnelRuntime,
 )
@@ -182,3 +183,42 @@ def test_udp_frames_not_for_a_tunnel_port_are_not_popped() -> None:
     plain = bytes(Ether() / IP(src="192.0.2.92", dst="192.0.2.88") / UDP(dport=4790) / (b"x" * 16))
     assert dp.receive(1, [plain], 0.0) == {}
     assert dp.tunnels.coverage[POP_ERROR] == 1
+
+
+def _tcp(sport: int, flags: str = "S") -> bytes:
+    return bytes(
+        Ether(src="50:54:00:00:00:05", dst="50:54:00:00:00:07")
+        / IP(src="198.51.100.1", dst="198.51.100.2")
+        / TCP(sport=sport, dport=80, flags=flags)
+    )
+
+
+def test_the_udp_source_port_spreads_flows_and_keeps_each_flow_on_one_port() -> None:
+    runtime = TunnelRuntime()
+    ports = {runtime.source_port(_tcp(sport)) for sport in range(1000, 1200)}
+    # 200 connections over a range of 28232 ports: nearly all distinct.
+    assert len(ports) > 190
+    assert all(EGRESS_PORT_MIN <= port < EGRESS_PORT_MAX for port in ports)
+    # A connection's SYN and its data must not take different paths.
+    assert runtime.source_port(_tcp(1000, "S")) == runtime.source_port(_tcp(1000, "PA"))
+
+
+def test_a_frame_too_large_for_any_ip_packet_is_dropped_not_raised() -> None:
+    runtime = TunnelRuntime()
+    huge = INNER[:14] + bytes(65522)
+    assert execute(huge, (PUSH, OdpOutput(1)), runtime=runtime) == []
+    assert runtime.coverage[OVERSIZE_DROP] == 1
+
+
+def test_a_capture_inside_a_clone_sees_cache_hits() -> None:
+    capture = OdpUserspace("pvs_capture(1)")
+    seen: list[int] = []
+
+    def upcall(key: int, frame: bytes, now: float) -> UpcallResult:
+        return UpcallResult((OdpClone((capture, OdpOutput(2))), OdpOutput(3)), 0)
+
+    dp = Datapath(upcall, emc_insert_inv_prob=1)
+    dp.on_userspace = lambda upcalls: seen.append(len(upcalls))
+    for _ in range(3):
+        dp.receive(1, [INNER], 0.0)
+    assert seen == [1, 1, 1]

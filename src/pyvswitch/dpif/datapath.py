@@ -28,7 +28,7 @@ import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from pyvswitch.dpif.actions import OdpUserspace
+from pyvswitch.dpif.actions import OdpClone, OdpUserspace
 from pyvswitch.dpif.execute import execute_batch, has_tunnel_actions
 from pyvswitch.dpif.tunnel_exec import TunnelRuntime
 from pyvswitch.flow.extract import extract_key
@@ -71,6 +71,9 @@ class UpcallResult:
     #: What the translation depended on besides rules and ports (learned
     #: MACs), so that a change there revalidates only the flows it affects.
     tags: frozenset[object] = frozenset()
+    #: Run the actions for this packet, but install no flow: the next
+    #: packet asks again (a tunnel whose next hop is still unresolved).
+    uncacheable: bool = False
 
 
 #: The upcall: (packed key, frame, now) -> the translation's result.
@@ -348,8 +351,9 @@ class Datapath:
             userspace=_hands_to_userspace(result.actions),
             tunnel=has_tunnel_actions(result.actions),
         )
-        self._install(flow)
-        self._emc_insert(key, flow)
+        if not result.uncacheable:
+            self._install(flow)
+            self._emc_insert(key, flow)
         return flow
 
     def _install(self, flow: Megaflow) -> None:
@@ -414,7 +418,7 @@ class Datapath:
             if flow.dead:
                 continue
             result = translate(flow.key, now)
-            if result.mask != flow.mask:
+            if result.mask != flow.mask or result.uncacheable:
                 # Other fields matter now: the flow may cover packets the new
                 # translation would treat differently, so it goes.
                 self._remove(flow)
@@ -442,7 +446,11 @@ class Datapath:
 
 
 def _hands_to_userspace(actions: tuple[OdpAction, ...]) -> bool:
-    return any(type(action) is OdpUserspace for action in actions)
+    return any(
+        type(action) is OdpUserspace
+        or (isinstance(action, OdpClone) and _hands_to_userspace(action.actions))
+        for action in actions
+    )
 
 
 def _used(flow: Megaflow, now: float) -> str:

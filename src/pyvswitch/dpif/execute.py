@@ -660,9 +660,9 @@ def _run_tunnel(
             out.extend(sent)
             plain = []
         if isinstance(action, OdpTnlPush):
-            cur = tunnel_push(action, cur, runtime)
-            if not runtime.fits(action, cur):
+            if not runtime.fits(action, len(cur)):
                 return
+            cur = tunnel_push(action, cur, runtime)
         elif isinstance(action, OdpTnlPop):
             # The pop works on a copy when more actions follow, as in OVS;
             # bytes cannot change, so the copy is the same object. A kernel

@@ -103,20 +103,22 @@ class TunnelRuntime:
     #: for the owner to log; the most recent OVERSIZE_KEPT only.
     oversize: list[tuple[int, int, int]] = field(default_factory=list)
 
-    def fits(self, action: OdpTnlPush, outer: bytes) -> bool:
-        """Whether ``outer`` fits the MTU of the port the push sends it by; counted if not.
+    def fits(self, action: OdpTnlPush, inner_len: int) -> bool:
+        """Whether ``inner_len`` bytes behind the push's header fit; counted if not.
 
         Tunnels do not fragment (neither does Open vSwitch): an outer packet
-        larger than the underlay's MTU is dropped here, where the reason is
-        still known, rather than lost in a device.
+        larger than the MTU of the port the push sends it by, or than an IP
+        packet can be, is dropped here, where the reason is still known,
+        rather than lost in a device.
         """
+        outer = inner_len + action.header.size
         mtu = self.mtu.get(action.out_port)
         # Up to two VLAN tags may follow the Ethernet header.
-        if mtu is None or len(outer) <= mtu + 14 + 8:
+        if outer - 14 <= _IP_MAX and (mtu is None or outer <= mtu + 14 + 8):
             return True
         self.coverage[OVERSIZE_DROP] += 1
         del self.oversize[: max(0, len(self.oversize) - OVERSIZE_KEPT + 1)]
-        self.oversize.append((action.tnl_port, action.out_port, len(outer)))
+        self.oversize.append((action.tnl_port, action.out_port, outer))
         return False
 
     def source_port(self, inner: bytes) -> int:
@@ -126,8 +128,40 @@ class TunnelRuntime:
         every packet of a flow gets the same port, and Python's hash of an
         integer is the same in every run.
         """
-        digest = hash(extract_key(inner, 0)) & 0xFFFFFFFF
+        # The inner flow's addresses, protocol and ports only: TCP flags,
+        # ToS or TTL must not send one connection's packets different ways.
+        digest = _mix64(hash(extract_key(inner, 0) & _FLOW_TUPLE)) & 0xFFFFFFFF
         return ((digest * (self.port_max - self.port_min)) >> 32) + self.port_min
+
+
+_IP_MAX = 0xFFFF
+_FLOW_TUPLE = sum(
+    FIELDS[name].mask
+    for name in (
+        "dl_type",
+        "nw_src",
+        "nw_dst",
+        "ipv6_src",
+        "ipv6_dst",
+        "nw_proto",
+        "tp_src",
+        "tp_dst",
+    )
+)
+_M64 = (1 << 64) - 1
+
+
+def _mix64(value: int) -> int:
+    """splitmix64's finaliser: every input bit moves about half the output bits.
+
+    Python's hash of an integer is the integer modulo 2**61 - 1, which keeps
+    close values close; scaled into the port range, they would all land on
+    one port.
+    """
+    z = value & _M64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+    return z ^ (z >> 31)
 
 
 # -- push ------------------------------------------------------------------------------

@@ -40,6 +40,12 @@ if TYPE_CHECKING:
     from pyvswitch.ofproto.tnl_config import TunnelConfig
 
 
+#: Seconds between two ARP/ND requests for one unresolved tunnel next hop.
+SOLICIT_INTERVAL = 1.0
+#: Next hops remembered for that; more are forgotten all at once (bounded memory).
+SOLICIT_MEMORY = 4096
+
+
 class OfprotoError(ValueError):
     """A configuration or flow change was refused; the message says why."""
 
@@ -73,6 +79,8 @@ class Ofproto:
         #: Packets translation sends of its own accord (ARP requests for
         #: tunnel next hops), as (datapath port they come in by, frame).
         self._injected: list[tuple[int, bytes]] = []
+        #: When an ARP/ND request last went out, by (bridge, next hop).
+        self._solicited: dict[tuple[str, int], float] = {}
         #: Each bridge's TLV map (add-tlv-map): which Geneve option is which
         #: tun_metadataN field. Per bridge, as in Open vSwitch.
         self.tlv_maps: dict[str, TlvMap] = {}
@@ -83,6 +91,20 @@ class Ofproto:
 
     def _route_addresses(self, name: str) -> Sequence[object]:
         return self.routes.device_addresses(name)
+
+    def may_solicit(self, bridge: str, ip: int, now: float) -> bool:
+        """Whether to send another ARP/ND request for ``ip`` on ``bridge`` now.
+
+        At most one a second per neighbour: every packet to an unresolved
+        next hop asks, and a burst must not flood the underlay.
+        """
+        last = self._solicited.get((bridge, ip))
+        if last is not None and 0 <= now - last < SOLICIT_INTERVAL:
+            return False
+        if len(self._solicited) >= SOLICIT_MEMORY:
+            self._solicited.clear()
+        self._solicited[(bridge, ip)] = now
+        return True
 
     def inject(self, odp_port: int, frame: bytes) -> None:
         """Have ``frame`` come in by datapath port ``odp_port`` after the current batch."""

@@ -10,8 +10,9 @@ As in Open vSwitch 3.1:
 
 * An entry lives ``aging`` seconds (900 by default, ``tnl/neigh/aging``
   takes 1 to 3600) after it was last set *or looked up*: a neighbour in use
-  does not expire. Lowering the aging time shortens entries that would
-  outlive the new time.
+  does not expire (translation looks it up, and so does every packet a
+  cached tunnel flow sends, through ``xlate_tunnel.NeighRefresh``).
+  Lowering the aging time shortens entries that would outlive the new time.
 * Entries set by hand age like learned ones (Open vSwitch 3.1 has no
   static entries and its listing has no static/dynamic column).
 * An expired entry is no longer found; :meth:`NeighCache.run` removes it (the

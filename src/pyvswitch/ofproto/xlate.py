@@ -107,10 +107,12 @@ class XlateResult:
     error: str | None = None
     trace: list[str] = field(default_factory=list)
     tags: frozenset[object] = frozenset()
+    #: The result must not be cached (a tunnel's next hop is unresolved).
+    uncacheable: bool = False
 
     def upcall_result(self) -> UpcallResult:
         """What the datapath installs."""
-        return UpcallResult(self.actions, self.mask, self.sinks, self.tags)
+        return UpcallResult(self.actions, self.mask, self.sinks, self.tags, self.uncacheable)
 
 
 class _Ctx:
@@ -153,6 +155,8 @@ class _Ctx:
         self.stopped = False
         #: The mirror destinations that got a copy in the current bridge (mirror.py).
         self.mirrors: set[mirror.Destination] = set()
+        #: Set when the result must not become a datapath flow.
+        self.uncacheable = False
 
     # -- wildcards ------------------------------------------------------------
 
@@ -256,6 +260,7 @@ def translate(
         error,
         ctx.trace if ctx.trace is not None else [],
         frozenset(ctx.tags),
+        ctx.uncacheable,
     )
 
 

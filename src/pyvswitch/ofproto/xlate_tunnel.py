@@ -72,6 +72,7 @@ if TYPE_CHECKING:
     from pyvswitch.flow.flow import Flow
     from pyvswitch.ofproto.bridge import Bridge, OfPort
     from pyvswitch.ofproto.ofproto import Ofproto
+    from pyvswitch.ofproto.tnl_neigh import NeighCache
     from pyvswitch.ofproto.xlate import XlateResult, _Ctx
     from pyvswitch.packet.tunnel import GeneveOption
 
@@ -119,7 +120,9 @@ def tunnel_output(
     """
     flow = ctx.flow
     saved_flow = flow.copy()
-    saved_base = ctx.base.copy()
+    # The packet as the commit below leaves it, which is what the actions
+    # after this output see (the outer header lives inside the clone).
+    saved_base: Flow | None = None
     saved_overwritten = ctx.overwritten
     restore = True
     try:
@@ -141,13 +144,32 @@ def tunnel_output(
         ctx.detail("-> output to native tunnel")
         ctx.sinks.append(PatchTx(port.counters))
         commit(ctx)
+        saved_base = ctx.base.copy()
         _native_output(ctx, port, sent.odp_port, last, cross)
     finally:
         if restore:
             flow.assign(saved_flow)
             ctx.flow = flow
-            ctx.base.assign(saved_base)
+            if saved_base is not None:
+                ctx.base.assign(saved_base)
             ctx.overwritten = saved_overwritten
+
+
+class NeighRefresh:
+    """A megaflow sink: packets through a tunnel keep its next hop's entry from aging."""
+
+    __slots__ = ("bridge", "ip", "neigh")
+
+    def __init__(
+        self,
+        neigh: NeighCache,
+        bridge: str,
+        ip: ipaddress.IPv4Address | ipaddress.IPv6Address,
+    ) -> None:
+        self.neigh, self.bridge, self.ip = neigh, bridge, ip
+
+    def account(self, packets: int, nbytes: int, now: float) -> None:  # noqa: ARG002
+        self.neigh.lookup(self.bridge, self.ip, now)
 
 
 def _tnl_dst(flow: Flow) -> int:
@@ -185,10 +207,21 @@ def _native_output(
             f"-> neighbor cache miss for {_ip_text(nexthop, v6)} on bridge "
             f"{out_bridge.name}, sending {kind} request"
         )
-        if ctx.may_learn and ctx.trace is None and out_dev.odp_port is not None:
+        # No datapath flow may keep the drop: the next packet must ask again
+        # (and, at most once a second, send another request), or a lost
+        # reply or an expired entry would black-hole the tunnel for good.
+        ctx.uncacheable = True
+        if (
+            ctx.trace is None
+            and out_dev.odp_port is not None
+            and ofproto.may_solicit(out_bridge.name, nexthop, ctx.now)
+        ):
             request = nd_solicit(smac, src, nexthop) if v6 else arp_request(smac, src, nexthop)
             ofproto.inject(out_dev.odp_port, request)
         return
+    # Traffic that hits the datapath's cache keeps the neighbour alive, as
+    # OVS's xlate cache does (XC_TNL_NEIGH).
+    ctx.sinks.append(NeighRefresh(ofproto.neigh, out_bridge.name, _address(nexthop, v6)))
     dmac_int = int.from_bytes(dmac, "big") if isinstance(dmac, bytes) else int(dmac)
     ctx.detail(
         f"-> tunneling from {_mac_text(smac)} {_ip_text(src, v6)} to "

@@ -299,6 +299,9 @@ class RouteSync:
 
     def _read_after_gap(self, loop: asyncio.AbstractEventLoop) -> None:
         self._waiting = False
+        if self._task is None:
+            # Stopped while this call waited: no new reader thread.
+            return
         self._maybe_read(loop)
 
     def _read_done(
