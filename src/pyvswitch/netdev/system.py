@@ -182,7 +182,6 @@ TP_STATUS_GSO_TCP = 0x100
 # A slot whose status has any of these bits cannot be copied out as it is.
 _SLOW_STATUS = (
     TP_STATUS_COPY
-    | TP_STATUS_LOSING
     | TP_STATUS_CSUMNOTREADY
     | TP_STATUS_VLAN_VALID
     | TP_STATUS_GSO_TCP
@@ -582,11 +581,13 @@ class SystemNetdev(Netdev):
         append = out.append
         # The hot loop: per frame, three or four word reads, one copy out of
         # the ring and one word write to give the slot back.
+        seen = 0
         for _ in range(max_batch):
             w = slot * slot_words
             status = words[w]
             if not status:
                 break
+            seen |= status
             length = words[w + 1]
             if status & _SLOW_STATUS or length != words[w + 2]:
                 frame = self._slow_frame(slot, status)
@@ -601,6 +602,11 @@ class SystemNetdev(Netdev):
                 slot = 0
         consumed = slot != self._head
         self._head = slot
+        if seen & TP_STATUS_LOSING:
+            # The kernel marks every frame it queues while it is dropping
+            # others; its drop count is read once a batch, not per frame
+            # (under overload, that is most frames).
+            self._count_kernel_drops()
         if out:
             self.stats.rx_packets += len(out)
             self.stats.rx_bytes += sum(map(len, out))
@@ -616,8 +622,6 @@ class SystemNetdev(Netdev):
         assert sock is not None
         w = slot * self._slot_words
         length, snaplen, mac = words[w + 1], words[w + 2], words[w + 3] & 0xFFFF
-        if status & TP_STATUS_LOSING:
-            self._count_kernel_drops()
         if status & TP_STATUS_COPY:
             # The whole frame, with its vnet header, waits on the socket.
             try:

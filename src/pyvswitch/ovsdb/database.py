@@ -157,6 +157,10 @@ class Changes:
 
         An insert lists its non-default columns, a modification its changed
         columns, a deletion is null; ``Database.apply_record`` replays it.
+        Ephemeral columns (the daemon's status and statistics) are left out,
+        as ovsdb-server leaves them out of its file: a transaction that
+        changed nothing else gives an empty record, which need not be
+        written at all.
         """
         out: dict[str, dict[str, dict[str, Any] | None]] = {}
         for tname, rows in self._delta.items():
@@ -168,12 +172,21 @@ class Changes:
                     continue
                 if old is None:
                     cols = [
-                        c for c, cs in table.columns.items() if new[c] != default_datum(cs.type)
+                        c
+                        for c, cs in table.columns.items()
+                        if not cs.ephemeral and new[c] != default_datum(cs.type)
                     ]
                 else:
-                    cols = [c for c in table.columns if old[c] != new[c]]
+                    cols = [
+                        c
+                        for c, cs in table.columns.items()
+                        if not cs.ephemeral and old[c] != new[c]
+                    ]
+                    if not cols:
+                        continue
                 tout[str(row_uuid)] = _row_to_json(table, new, cols)
-            out[tname] = tout
+            if tout:
+                out[tname] = tout
         return out
 
     def __bool__(self) -> bool:

@@ -357,9 +357,10 @@ class OvsdbServer:
     def _commit(self, results: list[Any], changes: Changes | None) -> list[Any]:
         """Persist and publish what a transaction changed; return its results."""
         if changes is not None:
-            if self.journal is not None:
+            record = changes.record()
+            if self.journal is not None and record:
                 try:
-                    self.journal.append(changes.record())
+                    self.journal.append(record)
                     if self.journal.size > self.compact_at:
                         self.journal.compact(self.db.to_json())
                 except (JournalError, OSError) as exc:

@@ -72,7 +72,7 @@ netdev_log = logging.getLogger("pyvswitch.netdev")
 
 OFPP_LOCAL = 0xFFFE
 DEFAULT_RUNDIR = "/var/run/pyvswitch"
-BATCH = 32
+BATCH = 64
 
 
 def rundir_default() -> Path:
