@@ -25,6 +25,7 @@ from scapy.layers.sctp import SCTP
 from scapy.packet import Raw
 
 from pyvswitch.flow import Flow, extract_key, flow_extract
+from pyvswitch.flow.extract import _extract
 from pyvswitch.flow.layout import DL_TYPE_NONE, FRAG_ANY, FRAG_LATER
 
 SRC = "50:54:00:00:00:05"
@@ -398,3 +399,43 @@ def test_flow_round_trips_through_key() -> None:
     assert flow.copy() == flow
     with pytest.raises(TypeError, match="no field 'bogus'"):
         Flow(bogus=1)
+
+
+_FAST_UDP = bytes(
+    Ether(src="50:54:00:00:00:05", dst="50:54:00:00:00:07")
+    / IP(src="198.51.100.1", dst="198.51.100.2")
+    / UDP(sport=1000, dport=9)
+    / (b"A" * 18)
+)
+_FAST_TCP = bytes(
+    Ether(src="50:54:00:00:00:05", dst="50:54:00:00:00:07")
+    / IP(src="198.51.100.1", dst="198.51.100.2")
+    / TCP(sport=1000, dport=9, flags="PA")
+    / (b"A" * 18)
+)
+
+
+#: The benchmark's frame: an 8-byte UDP datagram padded to 60 bytes.
+_FAST_PADDED = bytes(
+    Ether(src="50:54:00:00:00:05", dst="50:54:00:00:00:07")
+    / IP(src="198.51.100.1", dst="198.51.100.9")
+    / UDP(sport=1024, dport=9)
+) + bytes(18)
+
+
+@given(
+    st.sampled_from((_FAST_UDP, _FAST_TCP, _FAST_PADDED)),
+    st.lists(st.tuples(st.integers(0, 79), st.integers(0, 255)), max_size=4),
+    st.integers(0, 80),
+)
+@settings(max_examples=2000, deadline=None)
+def test_the_ipv4_fast_path_gives_the_general_extractions_key(
+    frame: bytes, changes: list[tuple[int, int]], cut: int
+) -> None:
+    """extract_key()'s shortcut for plain IPv4 UDP/TCP must agree with _extract()."""
+    raw = bytearray(frame)
+    for pos, value in changes:
+        if pos < len(raw):
+            raw[pos] = value
+    mutated = bytes(raw[: max(cut, 0)] if cut < len(raw) else raw)
+    assert extract_key(mutated, 5) == _extract(mutated, 5)

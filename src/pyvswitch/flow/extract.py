@@ -195,6 +195,43 @@ def extract_key(frame: bytes, in_port: int = 0) -> int:
     Never raises: a frame shorter than an Ethernet header yields only
     ``in_port``; a broken header yields the fields before it.
     """
+    # The common case first, in one expression: an untagged IPv4 packet
+    # without options or fragmentation carrying UDP or TCP. It gives the key
+    # _extract() would give (a unit test holds them equal), in about half
+    # the time, which matters at a key per packet.
+    if frame[12:15] == b"\x08\x00\x45" and len(frame) >= 54:
+        total = (frame[16] << 8) | frame[17]
+        if 28 <= total <= len(frame) - 14 and not (frame[20] & 0x3F or frame[21]):
+            proto = frame[23]
+            if proto == 17:
+                l4 = frame[34:38] + _Z2
+            elif proto == 6 and 20 <= (frame[46] >> 4) * 4 <= total - 20:
+                l4 = frame[34:38] + bytes((frame[46] & 0x0F, frame[47]))
+            else:
+                return _extract(frame, in_port)
+            return (in_port << IN_PORT_SHIFT) | int.from_bytes(
+                b"".join(
+                    (
+                        frame[0:12],
+                        _FAST_IP4_HEAD,
+                        frame[26:34],
+                        _Z_IP6,
+                        bytes((proto, frame[15], frame[22], 0)),
+                        _Z_ND,
+                        l4,
+                    )
+                ),
+                "big",
+            )
+    return _extract(frame, in_port)
+
+
+#: No VLAN tags, then the IPv4 ethertype.
+_FAST_IP4_HEAD = _Z8 + b"\x08\x00"
+
+
+def _extract(frame: bytes, in_port: int) -> int:
+    """extract_key() for every frame: tags, LLC/SNAP, IPv4, IPv6, ARP, and the rest."""
     n = len(frame)
     port = in_port << IN_PORT_SHIFT
     if n < 14:
