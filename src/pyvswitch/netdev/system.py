@@ -180,12 +180,7 @@ TP_STATUS_VLAN_VALID = 0x10
 TP_STATUS_VLAN_TPID_VALID = 0x40
 TP_STATUS_GSO_TCP = 0x100
 # A slot whose status has any of these bits cannot be copied out as it is.
-_SLOW_STATUS = (
-    TP_STATUS_COPY
-    | TP_STATUS_CSUMNOTREADY
-    | TP_STATUS_VLAN_VALID
-    | TP_STATUS_GSO_TCP
-)
+_SLOW_STATUS = TP_STATUS_COPY | TP_STATUS_CSUMNOTREADY | TP_STATUS_VLAN_VALID | TP_STATUS_GSO_TCP
 
 
 # tpacket2_hdr is 32 bytes, followed (aligned to 16) by a sockaddr_ll of 20;
