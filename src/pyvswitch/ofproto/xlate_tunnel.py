@@ -13,13 +13,15 @@ Output to a tunnel port:
    (a bridge's internal port holding the tunnel endpoint address, ``br-phy``)
    and from which source address; the neighbour cache gives the next hop's
    MAC. A miss sends an ARP request (a neighbour solicitation for IPv6) into
-   that bridge and drops the packet, as OVS does.
+   that bridge and drops the packet, as OVS does; no datapath flow keeps
+   that drop, so the next packet asks again (requests at most once a second).
 3. The outer header is built once, for the megaflow: ``tnl_push``, and
    translation goes on in the underlay bridge as if the outer packet came in
    by that device, inside a ``clone`` so that the actions after it see the
-   packet as it was. The underlay's decisions do not narrow the megaflow (as in
-   OVS, which revalidates through its xlate cache; we use our revalidation
-   tags, so a MAC the underlay learns still updates the flow).
+   packet as it was (a clone that ends the actions is printed unwrapped, as
+   OVS 3.1 prints it). The underlay's decisions do not narrow the megaflow
+   (as in OVS, which revalidates through its xlate cache; we use our
+   revalidation tags, so a MAC the underlay learns still updates the flow).
 
 Termination: output to a port that owns an IP address, of a packet addressed
 to that address and port on a protocol a tunnel listens on, becomes
