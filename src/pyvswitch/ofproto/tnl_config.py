@@ -27,6 +27,7 @@ from ipaddress import IPv4Address, IPv6Address
 from typing import TYPE_CHECKING, Literal
 
 from pyvswitch.ofproto.hmap import smap_order
+from pyvswitch.packet.addr import ip6_to_str
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -245,33 +246,8 @@ def as_ipv6_int(addr: IPAddress) -> int:
 
 
 def format_ipv6(value: int) -> str:
-    """inet_ntop(AF_INET6) as glibc writes it: RFC 5952, plus the dotted tail glibc prints.
-
-    glibc writes ``::a.b.c.d`` for an address whose first six words are zero
-    and ``::ffff:a.b.c.d`` for a mapped one; Python's formatting does not.
-    """
-    words = [(value >> (112 - 16 * i)) & 0xFFFF for i in range(8)]
-    best_start, best_len, i = -1, 0, 0
-    while i < 8:
-        if words[i] == 0:
-            j = i
-            while j < 8 and words[j] == 0:
-                j += 1
-            if j - i > best_len:
-                best_start, best_len = i, j - i
-            i = j
-        else:
-            i += 1
-    if best_len < 2:
-        best_start, best_len = -1, 0
-    if best_start == 0 and (best_len == 6 or (best_len == 5 and words[5] == 0xFFFF)):
-        prefix = "::ffff:" if best_len == 5 else "::"
-        return prefix + str(IPv4Address(value & 0xFFFFFFFF))
-    if best_start < 0:
-        return ":".join(f"{w:x}" for w in words)
-    head = ":".join(f"{w:x}" for w in words[:best_start])
-    tail = ":".join(f"{w:x}" for w in words[best_start + best_len :])
-    return f"{head}::{tail}"
+    """inet_ntop(AF_INET6) as glibc writes it (``::a.b.c.d`` and ``::ffff:a.b.c.d`` dotted)."""
+    return ip6_to_str(value.to_bytes(16, "big"))
 
 
 def format_ipv6_mapped(value: int) -> str:
