@@ -266,7 +266,7 @@ def _mirror_packet(
         if (active.mirror.selects_src(port.name) if src else active.mirror.selects_dst(port.name))
         and active.mirror.destination not in ctx.mirrors
     ]
-    vlan = _vlan_on(ctx, port, decides=bool(candidates))
+    vlan = input_vlan(ctx, port, decides=bool(candidates))
     if vlan is None:
         return
     for active in candidates:
@@ -315,18 +315,22 @@ def _send(ctx: _T, mirror: Mirror, vlan: int, output: Callable[[_T, OfPort, int]
         ctx.sent = sent
 
 
-def _vlan_on(ctx: Translation, port: OfPort, *, decides: bool) -> int | None:
+def input_vlan(
+    ctx: Translation, port: OfPort, *, decides: bool, refusal: str | None = None
+) -> int | None:
     """The VLAN the packet is in on ``port``, or None if the port would not take it.
 
-    Open vSwitch checks this before anything else whenever the bridge has
-    mirrors, and warns in the trace, whether or not a mirror selects the
-    port. Only when one does (``decides``) does the answer change what is
-    sent, and the megaflow then matches the VLAN ID it read.
+    NORMAL asks this of its input port, and Open vSwitch asks it before
+    anything else whenever the bridge has mirrors, warning in the trace
+    either way. Only when the answer changes what is sent (``decides``)
+    does the megaflow match the VLAN ID it read. ``refusal`` is the trace's
+    error line when the port refuses the packet (NORMAL's).
     """
     flow = ctx.flow
     vid = 0
     if flow.vlan_tci & VLAN_CFI:
         if decides:
+            # Whether there is a tag at all is already matched.
             ctx.consult(_VID_MASK)
         vid = flow.vlan_tci & 0x0FFF
     mode = port.mode()
@@ -336,6 +340,8 @@ def _vlan_on(ctx: Translation, port: OfPort, *, decides: bool) -> int | None:
                 f"dropping VLAN {vid} tagged packet received on port {port.name} "
                 f"configured as VLAN {port.tag or 0} access port"
             )
+            if refusal:
+                ctx.error(refusal)
             return None
         return port.tag or 0
     if not vid and mode in ("native-tagged", "native-untagged"):
@@ -345,5 +351,7 @@ def _vlan_on(ctx: Translation, port: OfPort, *, decides: bool) -> int | None:
             f"dropping VLAN {vid} packet received on port {port.name} not "
             f"configured for trunking VLAN {vid}"
         )
+        if refusal:
+            ctx.error(refusal)
         return None
     return vid

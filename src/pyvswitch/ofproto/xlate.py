@@ -702,36 +702,6 @@ def _commit_vlan(ctx: _Ctx) -> bool:
 # -- NORMAL ---------------------------------------------------------------------------
 
 
-def _input_vlan(ctx: _Ctx, port: OfPort) -> int | None:
-    """The VLAN a frame belongs to on input, or None when the port must drop it."""
-    flow = ctx.flow
-    vid = 0
-    if flow.vlan_tci & VLAN_CFI:
-        # Whether there is a tag at all is already matched (_PRESENCE).
-        ctx.consult((0x0FFF | VLAN_CFI) << FIELDS["vlan_tci"].shift)
-        vid = flow.vlan_tci & 0x0FFF
-    mode = port.mode()
-    if mode == "access":
-        if vid:
-            ctx.warning(
-                f"dropping VLAN {vid} tagged packet received on port {port.name} "
-                f"configured as VLAN {port.tag or 0} access port"
-            )
-            ctx.error("disallowed VLAN VID for this input port, dropping")
-            return None
-        return port.tag or 0
-    if not vid and mode in ("native-tagged", "native-untagged"):
-        return port.tag or 0
-    if not port.carries(vid):
-        ctx.warning(
-            f"dropping VLAN {vid} packet received on port {port.name} not "
-            f"configured for trunking VLAN {vid}"
-        )
-        ctx.error("disallowed VLAN VID for this input port, dropping")
-        return None
-    return vid
-
-
 ARP_BROADCAST = (1 << 48) - 1
 
 
@@ -771,7 +741,9 @@ def _normal(ctx: _Ctx, last: bool) -> None:
     ctx.consult_field("dl_dst")
     if mirror.normal_drops_input(ctx, in_port):
         return
-    vlan = _input_vlan(ctx, in_port)
+    vlan = mirror.input_vlan(
+        ctx, in_port, decides=True, refusal="disallowed VLAN VID for this input port, dropping"
+    )
     if vlan is None:
         return
     src, dst = flow.dl_src, flow.dl_dst
