@@ -443,7 +443,8 @@ class Ofproto:
                     self.on_rules_expired(bridge.name)
             if bridge.macs.expire(now):
                 self.need_revalidate = True
-        self.neigh.run(now)
+        # The neighbour cache is the switch's, not one datapath's: its owner
+        # ages it (the daemon, once a tick); a change shows in its version.
         if self._tunnel_state_changed():
             self.need_revalidate = True
         self.datapath.expire(now)

@@ -9,7 +9,6 @@ vSwitch's output layouts and messages; and our own ``capture/show``.
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING
 
 from pyvswitch.flow.match import FlowParseError
@@ -51,11 +50,6 @@ async def register_commands(daemon: Daemon) -> UnixctlServer:
     if vlog is not None:
         register_vlog_commands(server, vlog)
     register_ofctl_commands(daemon, server)
-    server.register("tnl/ports/show", "[-v]", 0, 1, lambda _args: _tnl_ports_show(daemon))
-    server.register(
-        "tnl/egress_port_range", "min max", 0, 2, lambda args: _egress_port_range(daemon, args)
-    )
-    server.register("ofproto/list-tunnels", "", 0, 0, lambda _args: _list_tunnels(daemon))
     server.register(
         "coverage/read-counter", "COUNTER", 1, 1, lambda args: _read_counter(daemon, args[0])
     )
@@ -71,48 +65,6 @@ def _exit(daemon: Daemon) -> str:
     # Another argument is ignored, as in Open vSwitch.
     daemon.stop.set()
     return ""
-
-
-def _tnl_ports_show(daemon: Daemon) -> str:
-    """``tnl/ports/show``: the shared tunnel datapath ports of every datapath."""
-    lines = ["Listening ports:"]
-    for kind in sorted(daemon.datapaths):
-        lines += daemon.datapaths[kind].ofp.tunnels.show().splitlines()[1:]
-    return "\n".join(lines) + "\n"
-
-
-def _atoi(text: str) -> int:
-    """C's atoi(): leading blanks, a sign, then digits; anything else ends it (0 if none)."""
-    digits = re.match(r"\s*([+-]?\d+)", text)
-    return int(digits.group(1)) if digits else 0
-
-
-def _egress_port_range(daemon: Daemon, args: list[str]) -> str:
-    """``tnl/egress_port_range [MIN MAX]``: the UDP source ports tunnels pick from.
-
-    As Open vSwitch: with fewer than two arguments it shows the range, a bad
-    bound is answered (not refused) with ``Invalid min.``/``Invalid max.``,
-    and bounds given the wrong way round are swapped.
-    """
-    runtimes = [dp.ofp.datapath.tunnels for dp in daemon.datapaths.values()]
-    if len(args) < 2:
-        low, high = daemon.tnl_port_range
-        return f"Tunnel UDP source port range: {low}-{high}\n"
-    first, second = _atoi(args[0]), _atoi(args[1])
-    if not 0 < first <= 0xFFFF:
-        return "Invalid min.\n"
-    if not 0 < second <= 0xFFFF:
-        return "Invalid max.\n"
-    daemon.tnl_port_range = (min(first, second), max(first, second))
-    for runtime in runtimes:
-        runtime.port_min, runtime.port_max = daemon.tnl_port_range
-    return "OK\n"
-
-
-def _list_tunnels(daemon: Daemon) -> str:
-    return "".join(
-        daemon.datapaths[k].ofp.tunnels.list_tunnels() for k in sorted(daemon.datapaths)
-    )
 
 
 def _read_counter(daemon: Daemon, name: str) -> str:

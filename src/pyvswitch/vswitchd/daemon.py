@@ -587,9 +587,10 @@ class Daemon:
         is done before the next command.
         """
         now = self.clock()
+        # Neighbours age first, so that the datapaths revalidate in this tick.
+        self.neigh.run(now)
         for dp in self.datapaths.values():
             dp.ofp.run(now)
-        self.neigh.run(now)
         self._tunnel_housekeeping()
         self._refresh_status()
 

@@ -30,6 +30,7 @@ from pyvswitch.ofproto.tnl_route import (
     ip_parse_masked,
     ipv6_parse_cidr,
     parse_route_prefix,
+    scan_int,
     scan_pkt_mark,
 )
 from pyvswitch.vswitchd.unixctl import UnixctlError
@@ -70,6 +71,9 @@ def register_tnl_commands(daemon: Daemon, server: UnixctlServer) -> None:
         2,
         lambda args: route_lookup(daemon, args),
     )
+    reg("tnl/ports/show", "[-v]", 0, 1, lambda _args: _tnl_ports_show(daemon))
+    reg("tnl/egress_port_range", "min max", 0, 2, lambda args: _egress_port_range(daemon, args))
+    reg("ofproto/list-tunnels", "", 0, 0, lambda _args: _list_tunnels(daemon))
     # Open vSwitch registers every neighbour command under both names.
     for prefix in ("tnl/arp", "tnl/neigh"):
         reg(f"{prefix}/show", "", 0, 0, lambda _args: daemon.neigh.show(daemon.clock()))
@@ -253,3 +257,48 @@ def dummy_ip6addr(daemon: Daemon, args: list[str]) -> str:
         dummy.in6 = iface if address else None
 
     return _set_address(daemon, dev, change)
+
+
+def _tnl_ports_show(daemon: Daemon) -> str:
+    """``tnl/ports/show``: the shared tunnel datapath ports of every datapath."""
+    lines = ["Listening ports:"]
+    for kind in sorted(daemon.datapaths):
+        lines += daemon.datapaths[kind].ofp.tunnels.show().splitlines()[1:]
+    return "\n".join(lines) + "\n"
+
+
+def _atoi(text: str) -> int:
+    """C's atoi(): a decimal number after blanks and a sign, kept as an int; 0 if none."""
+    found = scan_int(text, 0, 10)
+    if found is None:
+        return 0
+    value = found[0] & 0xFFFFFFFF
+    return value - (1 << 32) if value >> 31 else value
+
+
+def _egress_port_range(daemon: Daemon, args: list[str]) -> str:
+    """``tnl/egress_port_range [MIN MAX]``: the UDP source ports tunnels pick from.
+
+    As Open vSwitch: with fewer than two arguments it shows the range, a bad
+    bound is answered (not refused) with ``Invalid min.``/``Invalid max.``,
+    and bounds given the wrong way round are swapped.
+    """
+    runtimes = [dp.ofp.datapath.tunnels for dp in daemon.datapaths.values()]
+    if len(args) < 2:
+        low, high = daemon.tnl_port_range
+        return f"Tunnel UDP source port range: {low}-{high}\n"
+    first, second = _atoi(args[0]), _atoi(args[1])
+    if not 0 < first <= 0xFFFF:
+        return "Invalid min.\n"
+    if not 0 < second <= 0xFFFF:
+        return "Invalid max.\n"
+    daemon.tnl_port_range = (min(first, second), max(first, second))
+    for runtime in runtimes:
+        runtime.port_min, runtime.port_max = daemon.tnl_port_range
+    return "OK\n"
+
+
+def _list_tunnels(daemon: Daemon) -> str:
+    return "".join(
+        daemon.datapaths[k].ofp.tunnels.list_tunnels() for k in sorted(daemon.datapaths)
+    )
