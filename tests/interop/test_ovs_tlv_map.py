@@ -23,20 +23,17 @@ from __future__ import annotations
 
 import contextlib
 import re
-import subprocess
-import sys
 from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.daemon import running_daemon
-from tests.interop.ovs_sandbox import OvsSandbox, missing_programs
+from tests.interop.both import Both, Reply
+from tests.interop.both import both_started as started
 from tests.scenario.test_tunnel_geneve_tlv import FROM_P2, GENEVE_IN, GENEVE_OPTIONS_FRAME
 from tests.scenario.test_tunnel_push_pop import (
     FROM_INT_BR,
     INNER,
     P0,
-    START,
     TUNNELS,
     arp_reply,
     geneve_header,
@@ -44,7 +41,8 @@ from tests.scenario.test_tunnel_push_pop import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    import subprocess
+    from collections.abc import Iterator
     from pathlib import Path
 
 pytestmark = pytest.mark.ovs
@@ -54,9 +52,6 @@ ZERO_LENGTH = (
     "(the key does not say the option is zero bytes long); Open vSwitch shows tun_metadataN"
 )
 
-#: (exit status, standard output, standard error), normalised.
-Reply = tuple[int, str, str]
-
 
 def _normal(text: str) -> str:
     text = re.sub(r"\b[op]vs-(ofctl|appctl|vswitchd): ", r"TOOL-\1: ", text)
@@ -65,56 +60,15 @@ def _normal(text: str) -> str:
     return re.sub(r"(idle|hard)_age=\d+, ", "", text)
 
 
-class Both:
-    """One Open vSwitch and one pvs-vswitchd, given the same commands."""
-
-    def __init__(self, ovs: OvsSandbox, rundir: Path) -> None:
-        self.sandbox = ovs
-        self.rundir = rundir
-
-    def ovs(self, tool: str, *args: str) -> Reply:
-        extra = [f"--db=unix:{self.sandbox.db_sock}", "--timeout=20"] if tool == "vsctl" else []
-        done = self.sandbox.run(f"ovs-{tool}", *extra, *args, check=False)
-        return done.returncode, _normal(done.stdout), _normal(done.stderr)
-
-    def pvs(self, tool: str, *args: str) -> Reply:
-        extra = ["--timeout=20"] if tool == "vsctl" else []
-        done = subprocess.run(
-            [sys.executable, "-m", f"pyvswitch.cli.{tool}", *extra, *args],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=30,
-            env={"PVS_RUNDIR": str(self.rundir), "PATH": "/usr/bin:/bin"},
-        )
-        return done.returncode, _normal(done.stdout), _normal(done.stderr)
-
-    def do(self, tool: str, *args: str) -> None:
-        for name, reply in (("ovs", self.ovs(tool, *args)), ("pvs", self.pvs(tool, *args))):
-            assert reply[0] == 0, (name, tool, args, reply)
-
-    def same(self, tool: str, *args: str, view: Callable[[str], object] = str) -> Reply:
-        """Run a command on both; exit status, standard error and ``view`` of the output agree."""
-        ovs, pvs = self.ovs(tool, *args), self.pvs(tool, *args)
-        assert (pvs[0], pvs[2]) == (ovs[0], ovs[2]), (tool, args)
-        assert view(pvs[1]) == view(ovs[1]), (tool, args)
-        return ovs
+def _normalised(done: subprocess.CompletedProcess[str]) -> Reply:
+    return done.returncode, _normal(done.stdout), _normal(done.stderr)
 
 
 @contextlib.contextmanager
 def both_started(tmp: Path) -> Iterator[Both]:
-    missing = missing_programs()
-    if missing:
-        pytest.skip(f"Open vSwitch is not installed (missing {', '.join(missing)})")
-    sandbox = OvsSandbox()
-    try:
-        sandbox.start()
-        with running_daemon(tmp, ["--disable-system-route"]):
-            both = Both(sandbox, tmp)
-            both.do("vsctl", *START)
-            yield both
-    finally:
-        sandbox.stop()
+    """Both switches, with program names, times and ages masked in what is compared."""
+    with started(tmp, _normalised) as both:
+        yield both
 
 
 def sorted_lines(text: str) -> list[str]:

@@ -27,17 +27,13 @@ inner size and again with the outer header; we count it once, inner).
 
 from __future__ import annotations
 
-import contextlib
-import subprocess
-import sys
 from typing import TYPE_CHECKING
 
 import pytest
 from scapy.layers.l2 import ARP, Ether
 from scapy.utils import rdpcap
 
-from tests.daemon import running_daemon
-from tests.interop.ovs_sandbox import OvsSandbox, missing_programs
+from tests.interop.both import Both, both_started
 from tests.scenario.test_tunnel_push_pop import (
     ARP_FLOW,
     ECN_TUNNEL,
@@ -47,7 +43,6 @@ from tests.scenario.test_tunnel_push_pop import (
     INNER,
     MALFORMED,
     P0,
-    START,
     TCP_FLOW,
     TO_US,
     TUNNELS,
@@ -62,47 +57,6 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 pytestmark = pytest.mark.ovs
-
-#: (exit status, standard output, first line of standard error)
-Reply = tuple[int, str, str]
-
-
-class Both:
-    """One Open vSwitch and one pvs-vswitchd, given the same commands."""
-
-    def __init__(self, ovs: OvsSandbox, rundir: Path) -> None:
-        self.ovs_sandbox = ovs
-        self.rundir = rundir
-
-    def ovs(self, tool: str, *args: str) -> Reply:
-        sandbox = self.ovs_sandbox
-        extra = [f"--db=unix:{sandbox.db_sock}", "--timeout=20"] if tool == "vsctl" else []
-        done = sandbox.run(f"ovs-{tool}", *extra, *args, check=False)
-        return done.returncode, done.stdout, (done.stderr.splitlines() or [""])[0]
-
-    def pvs(self, tool: str, *args: str) -> Reply:
-        extra = ["--timeout=20"] if tool == "vsctl" else []
-        done = subprocess.run(
-            [sys.executable, "-m", f"pyvswitch.cli.{tool}", *extra, *args],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=30,
-            env={"PVS_RUNDIR": str(self.rundir), "PATH": "/usr/bin:/bin"},
-        )
-        return done.returncode, done.stdout, (done.stderr.splitlines() or [""])[0]
-
-    def do(self, tool: str, *args: str) -> None:
-        """Run a command on both; both must succeed."""
-        for name, reply in (("ovs", self.ovs(tool, *args)), ("pvs", self.pvs(tool, *args))):
-            assert reply[0] == 0, (name, tool, args, reply)
-
-    def same(self, tool: str, *args: str, view: Callable[[str], object] = str) -> object:
-        """Run a command on both: the exit status, error line and ``view`` of the output agree."""
-        ovs, pvs = self.ovs(tool, *args), self.pvs(tool, *args)
-        assert (pvs[0], pvs[2]) == (ovs[0], ovs[2]), (tool, args)
-        assert view(pvs[1]) == view(ovs[1]), (tool, args)
-        return view(ovs[1])
 
 
 def sorted_lines(text: str) -> list[str]:
@@ -126,23 +80,6 @@ def all_rx_lines(text: str) -> list[str]:
 def rx_line(port: str) -> Callable[[str], list[str]]:
     """The receive line of OpenFlow port ``port`` in ``dump-ports`` output."""
     return lambda text: [line for line in text.splitlines() if line.startswith(f"  port {port}:")]
-
-
-@contextlib.contextmanager
-def both_started(tmp: Path) -> Iterator[Both]:
-    """A fresh Open vSwitch and pvs-vswitchd, each with tests/ofproto-macros.at's br0."""
-    missing = missing_programs()
-    if missing:
-        pytest.skip(f"Open vSwitch is not installed (missing {', '.join(missing)})")
-    sandbox = OvsSandbox()
-    try:
-        sandbox.start()
-        with running_daemon(tmp, ["--disable-system-route"]):
-            both = Both(sandbox, tmp)
-            both.do("vsctl", *START)
-            yield both
-    finally:
-        sandbox.stop()
 
 
 # -- tunnel_push_pop - action --------------------------------------------------------------
