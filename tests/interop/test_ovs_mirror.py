@@ -144,6 +144,14 @@ SCENARIOS = {
         [Mirror("m0", ("a1",), output_port="t4", others=("output_vlan=20",))]
     ),
     "no-output": Scenario([Mirror("m0", ("a1",))]),
+    # A snaplen cuts the copy (a trunc before its output), not the original.
+    "snaplen-to-port": Scenario(
+        [Mirror("m0", ("a1",), output_port="t4", others=("snaplen=100",))]
+    ),
+    # Flooded in the output VLAN: a trunc before each of the copy's outputs.
+    "snaplen-output-vlan": Scenario(
+        [Mirror("m0", ("a1",), others=("output_vlan=20", "snaplen=64"))]
+    ),
 }
 
 

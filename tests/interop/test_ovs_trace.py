@@ -311,8 +311,9 @@ def _sorted_actions(line: str) -> str:
     Flooding visits ports in Open vSwitch's hash order of their names, ours
     in the order they were added, and the VLAN pushes and pops between the
     outputs follow that order. What must agree is, for each output, the tags
-    the packet carries when it leaves: the line is rewritten as those
-    (tags, port) pairs, sorted. Lines with other actions are left alone.
+    the packet carries when it leaves and how much of it a ``trunc`` before
+    it keeps: the line is rewritten as those (tags, port, cut) triples,
+    sorted. Lines with other actions are left alone.
     """
     if not line.startswith("Datapath actions: "):
         return line
@@ -320,9 +321,13 @@ def _sorted_actions(line: str) -> str:
     # The bottom of the stack is whatever tags the packet arrived with.
     tags: list[str] = ["as-received"]
     sent = []
+    cut = ""
     for part in re.split(r",(?![^(]*\))", text):
         if part.isdigit():
-            sent.append(f"{'/'.join(tags) or 'stripped'}->{part}")
+            sent.append(f"{'/'.join(tags) or 'stripped'}->{part}{cut}")
+            cut = ""
+        elif part.startswith("trunc("):
+            cut = f" cut to {part[6:-1]}"
         elif part.startswith("push_vlan("):
             tags.append(part)
         elif part == "pop_vlan" and tags:

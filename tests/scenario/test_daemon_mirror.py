@@ -16,13 +16,14 @@ import re
 from typing import TYPE_CHECKING
 
 import pytest
-from scapy.layers.inet import ICMP
-from scapy.layers.l2 import Dot1Q
+from scapy.layers.inet import ICMP, IP
+from scapy.layers.l2 import Dot1Q, Ether
+from scapy.packet import Raw
 from scapy.utils import rdpcap
 
 from tests.daemon import running_daemon
 from tests.scenario.core_helpers import ping
-from tests.scenario.ofctl_helpers import inject, ok, port
+from tests.scenario.ofctl_helpers import inject, ok, port, port_counts
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -242,3 +243,47 @@ def test_a_patch_port_copy_has_the_tags_of_the_crossing(patched: Path) -> None:
         [copy] = rdpcap(str(patched / tap))
         assert copy[Dot1Q].vlan == 7, tap
         assert copy[ICMP].type == 8, tap
+
+
+def big_ping(seq: int) -> bytes:
+    """A 200-byte echo request from A to B."""
+    return bytes(Ether(src=MAC_A, dst=MAC_B) / IP() / ICMP(seq=seq) / Raw(bytes(158)))
+
+
+def test_a_mirror_snaplen_cuts_its_copies_not_the_traffic(tmp_path: Path) -> None:
+    """``snaplen`` keeps the first N bytes of each copy (cached flows too), not of the original."""
+    with running_daemon(tmp_path):
+        one_bridge(tmp_path)
+        ok("ofctl", tmp_path, "add-flow", "br0", "in_port=1,actions=output:4")
+        vsctl(
+            tmp_path,
+            *("--", "--id=@p", "get", "Port", "p1", "--", "--id=@o", "get", "Port", "p3"),
+            *("--", "--id=@m", "create", "Mirror", "name=m0", "select-src-port=@p"),
+            *("output-port=@o", "snaplen=64", "--", "add", "Bridge", "br0", "mirrors", "@m"),
+        )
+        frames = [big_ping(seq) for seq in range(1, 4)]
+        for frame in frames:
+            inject(tmp_path, "p1", frame)
+        assert sent(tmp_path / "p3.pcap") == [frame[:64] for frame in frames]
+        assert sent(tmp_path / "p4.pcap") == frames
+        assert hits(tmp_path) == 2
+        # Changing the snaplen reaches the cached flow; clearing it copies whole frames.
+        vsctl(tmp_path, "set", "Mirror", "m0", "snaplen=100")
+        inject(tmp_path, "p1", frames[0])
+        vsctl(tmp_path, "clear", "Mirror", "m0", "snaplen")
+        inject(tmp_path, "p1", frames[0])
+        assert sent(tmp_path / "p3.pcap")[3:] == [frames[0][:100], frames[0]]
+
+
+def test_output_with_max_len_cuts_that_output_only(tmp_path: Path) -> None:
+    with running_daemon(tmp_path):
+        one_bridge(tmp_path)
+        ok("ofctl", tmp_path, "add-flow", "br0", "in_port=1,actions=output(port=3,max_len=60),4")
+        frame = big_ping(1)
+        inject(tmp_path, "p1", frame, count=2)
+        assert sent(tmp_path / "p3.pcap") == [frame[:60]] * 2
+        assert sent(tmp_path / "p4.pcap") == [frame] * 2
+        flows = appctl(tmp_path, "dpctl/dump-flows")
+        assert "actions:trunc(60),3,4" in flows
+        # What the port sent is what its counters count.
+        assert port_counts(tmp_path, "br0", "p3")[2:] == (2, 120)

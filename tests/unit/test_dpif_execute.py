@@ -34,6 +34,7 @@ from pyvswitch.dpif.actions import (
     OdpPushVlan,
     OdpSetField,
     OdpSetMasked,
+    OdpTrunc,
     OdpUserspace,
 )
 from pyvswitch.dpif.execute import FIELD_HEADERS, execute, execute_batch, field_bits
@@ -732,3 +733,62 @@ def test_rewriting_l3_fields_of_an_offloaded_frame_finishes_the_work_first() -> 
         del check[TCP].chksum
         rebuilt = Ether(bytes(check))
         assert (rebuilt[IP].chksum, rebuilt[TCP].chksum) == (pkt[IP].chksum, pkt[TCP].chksum)
+
+
+# -- trunc --------------------------------------------------------------------------
+
+
+def test_trunc_cuts_only_the_next_output() -> None:
+    frame = FRAMES["untagged-ip-tcp"]
+    actions: list[OdpAction] = [OdpTrunc(20), OdpOutput(1), OdpOutput(2), OdpTrunc(30)]
+    actions += [OdpPushVlan(vid=5), OdpOutput(3), OdpOutput(4)]
+    sent = execute(frame, actions)
+    assert [(port, len(data)) for port, data in sent] == [
+        (1, 20),
+        (2, len(frame)),
+        (3, 30),
+        (4, len(frame) + 4),
+    ]
+    assert sent[0][1] == frame[:20]
+    # The tag pushed after the trunc is inside the 30 bytes kept.
+    assert sent[2][1] == (frame[:12] + bytes.fromhex("81000005") + frame[12:])[:30]
+
+
+def test_trunc_longer_than_the_frame_changes_nothing() -> None:
+    frame = FRAMES["untagged-ip-udp"]
+    assert execute(frame, [OdpTrunc(65535), OdpOutput(1)]) == [(1, frame)]
+
+
+def test_trunc_applies_after_the_sets_between_it_and_the_output() -> None:
+    frame = FRAMES["untagged-ip-udp"]
+    [(_, data)] = execute(frame, [OdpTrunc(40), OdpSetField("nw_ttl", 9), OdpOutput(1)])
+    assert data == execute(frame, [OdpSetField("nw_ttl", 9), OdpOutput(1)])[0][1][:40]
+
+
+def test_trunc_cuts_what_a_userspace_action_hands_over_and_is_then_spent() -> None:
+    frame = FRAMES["untagged-ip-udp"]
+    upcalls: list[tuple[OdpUserspace, bytes]] = []
+    user = OdpUserspace("pvs_capture(id=1,dir=out)")
+    sent = execute(frame, [OdpTrunc(20), user, OdpOutput(1)], upcalls)
+    assert upcalls == [(user, frame[:20])]
+    assert sent == [(1, frame)]
+
+
+def test_trunc_in_a_batch_cuts_each_frame() -> None:
+    frames = [FRAMES["untagged-ip-udp"], FRAMES["untagged-ip-tcp"]]
+    out = execute_batch(frames, [OdpTrunc(16), OdpOutput(1), OdpOutput(2)])
+    assert out == {1: [f[:16] for f in frames], 2: frames}
+
+
+def test_trunc_of_an_offloaded_frame_cuts_each_finished_segment() -> None:
+    """A cut super-frame would carry offload work its bytes no longer match."""
+    frame, _ = _partial_tcp(bytes(2500))
+    gso = vnet_header(
+        needs_csum=True, csum_start=34, csum_offset=16, gso_type=1, gso_size=1000, hdr_len=54
+    )
+    sent = execute(VnetFrame(bytes(frame), gso), [OdpTrunc(60), OdpOutput(4), OdpOutput(5)])
+    segments = finish_offloads(VnetFrame(bytes(frame), gso))
+    assert [(port, data) for port, data in sent] == [
+        pair for seg in segments for pair in ((4, bytes(seg)[:60]), (5, bytes(seg)))
+    ]
+    assert all(type(data) is bytes for _, data in sent)

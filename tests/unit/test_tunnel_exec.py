@@ -13,7 +13,14 @@ from scapy.layers.l2 import GRE as SCAPY_GRE
 from scapy.layers.l2 import Ether
 from scapy.layers.vxlan import VXLAN as SCAPY_VXLAN
 
-from pyvswitch.dpif.actions import OdpClone, OdpOutput, OdpTnlPop, OdpTnlPush, OdpUserspace
+from pyvswitch.dpif.actions import (
+    OdpClone,
+    OdpOutput,
+    OdpTnlPop,
+    OdpTnlPush,
+    OdpTrunc,
+    OdpUserspace,
+)
 from pyvswitch.dpif.actions_text import format_odp_actions, parse_odp_actions
 from pyvswitch.dpif.datapath import Datapath, UpcallResult
 from pyvswitch.dpif.execute import execute
@@ -222,3 +229,28 @@ def test_a_capture_inside_a_clone_sees_cache_hits() -> None:
     for _ in range(3):
         dp.receive(1, [INNER], 0.0)
     assert seen == [1, 1, 1]
+
+
+def test_a_trunc_before_a_push_cuts_the_inner_packet() -> None:
+    """As Open vSwitch's datapath applies a pending cut before it encapsulates."""
+    [(_, wire)] = execute(INNER, (OdpTrunc(20), PUSH, OdpOutput(1)), runtime=TunnelRuntime())
+    assert bytes(Ether(wire)[SCAPY_VXLAN].payload) == INNER[:20]
+
+
+def test_a_trunc_before_a_clone_cuts_inside_it_and_not_after_it() -> None:
+    actions = (OdpTrunc(20), OdpClone((PUSH, OdpOutput(1))), OdpOutput(2))
+    assert format_odp_actions(actions).startswith("trunc(20),clone(tnl_push(")
+    assert parse_odp_actions(format_odp_actions(actions)) == actions
+    [(_, wire), (_, plain)] = execute(INNER, actions, runtime=TunnelRuntime())
+    assert bytes(Ether(wire)[SCAPY_VXLAN].payload) == INNER[:20]
+    assert plain == INNER
+
+
+def test_a_trunc_inside_a_clone_after_the_push_cuts_the_outer_packet() -> None:
+    """A mirror's snaplen on a tunnel port: the outer packet is cut where it leaves."""
+    actions = (OdpClone((PUSH, OdpTrunc(60), OdpOutput(1))), OdpOutput(2))
+    [(_, wire), (_, plain)] = execute(INNER, actions, runtime=TunnelRuntime())
+    whole = execute(INNER, (PUSH, OdpOutput(1)), runtime=TunnelRuntime())[0][1]
+    assert len(wire) == 60
+    assert wire[:14] == whole[:14]
+    assert plain == INNER

@@ -24,6 +24,19 @@ class OdpOutput:
 
 
 @dataclass(frozen=True, slots=True)
+class OdpTrunc:
+    """Cut the packet to at most ``max_len`` bytes where it next leaves (``trunc(N)``).
+
+    As in Open vSwitch's datapath, the cut applies once: to the next output,
+    tunnel push or userspace action (or, across a ``clone``, to the first of
+    them inside it); the packet itself stays whole for the actions after
+    that. Mirrors with a ``snaplen`` and ``output(port=P,max_len=N)`` emit it.
+    """
+
+    max_len: int
+
+
+@dataclass(frozen=True, slots=True)
 class OdpPushVlan:
     """Push an 802.1Q/802.1ad tag: ``tpid`` and the TCI (``vid``, ``pcp``)."""
 
@@ -122,6 +135,7 @@ class OdpClone:
 
 OdpAction = (
     OdpOutput
+    | OdpTrunc
     | OdpClone
     | OdpPushVlan
     | OdpPopVlan

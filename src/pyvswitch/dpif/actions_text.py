@@ -45,6 +45,7 @@ from pyvswitch.dpif.actions import (
     OdpSetMasked,
     OdpTnlPop,
     OdpTnlPush,
+    OdpTrunc,
     OdpUserspace,
 )
 from pyvswitch.dpif.execute import FIELD_HEADERS, field_bits
@@ -174,6 +175,8 @@ def _format_other(action: OdpAction) -> str:
         return f"push_vlan({tpid}vid={action.vid},pcp={action.pcp})"
     if isinstance(action, OdpPopVlan):
         return "pop_vlan"
+    if isinstance(action, OdpTrunc):
+        return f"trunc({action.max_len})"
     if isinstance(action, OdpUserspace):
         rest = f",{action.reason}" if action.reason else ""
         return f"userspace(pid={action.pid}{rest})"
@@ -373,6 +376,8 @@ def parse_odp_actions(text: str) -> tuple[OdpAction, ...]:
             actions.append(_parse_userspace(_call(item, "userspace")))
         elif item.startswith("tnl_push("):
             actions.append(parse_tnl_push(_call(item, "tnl_push")))
+        elif item.startswith("trunc("):
+            actions.append(OdpTrunc(_int(_call(item, "trunc"), "trunc(...)", 0xFFFFFFFF)))
         elif item.startswith("tnl_pop("):
             actions.append(OdpTnlPop(_int(_call(item, "tnl_pop"), "tnl_pop(...)", 0xFFFFFFFF)))
         elif item.startswith("clone("):

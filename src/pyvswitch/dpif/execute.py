@@ -56,6 +56,7 @@ from pyvswitch.dpif.actions import (
     OdpSetMasked,
     OdpTnlPop,
     OdpTnlPush,
+    OdpTrunc,
     OdpUserspace,
 )
 from pyvswitch.dpif.tunnel_exec import TunnelRuntime
@@ -456,6 +457,7 @@ _POP = 2
 _USER = 3
 _SET_L2 = 4
 _SET_L3 = 5
+_TRUNC = 6
 
 # One compiled action: (kind, output port, VLAN tag to push, the set function
 # for a set action, the userspace action). A uniform shape keeps the loop that
@@ -513,6 +515,9 @@ def _compile(actions: Sequence[OdpAction]) -> tuple[list[_Step], bool]:
             steps.append((_POP, 0, b"", None, None))
         elif isinstance(action, OdpUserspace):
             steps.append((_USER, 0, b"", None, action))
+        elif isinstance(action, OdpTrunc):
+            # The step's port slot carries the length.
+            steps.append((_TRUNC, action.max_len, b"", None, None))
         elif isinstance(action, OdpTnlPush | OdpTnlPop | OdpClone):
             # These run in _run_tunnel(), never as steps: execute() and
             # execute_batch() send actions that have them there.
@@ -534,9 +539,16 @@ def _run_l2(
 ) -> None:
     """Outputs, VLAN pushes and pops only: slices of immutable bytes, no parsing."""
     cur = frame
+    cut = 0
     for kind, port, tag, _, user in steps:
         if kind == _OUT:
-            out.append((port, cur))
+            if cut:
+                out.append((port, cur[:cut]))
+                cut = 0
+            else:
+                out.append((port, cur))
+        elif kind == _TRUNC:
+            cut = port
         elif kind == _PUSH:
             if len(cur) >= 14:
                 cur = cur[:12] + tag + cur[12:]
@@ -545,7 +557,8 @@ def _run_l2(
             if len(cur) >= 18 and cur[12:14] in (b"\x81\x00", b"\x88\xa8"):
                 cur = cur[:12] + cur[16:]
         elif upcalls is not None and user is not None:
-            upcalls.append((user, cur))
+            upcalls.append((user, cur[:cut] if cut else cur))
+            cut = 0
 
 
 def _run_sets(
@@ -558,9 +571,13 @@ def _run_sets(
     buf = bytearray(frame)
     lay: _Layout | None = None
     shift = 0
+    cut = 0
     for kind, port, tag, fn, user in steps:
         if kind == _OUT:
-            out.append((port, bytes(buf)))
+            out.append((port, bytes(buf[:cut] if cut else buf)))
+            cut = 0
+        elif kind == _TRUNC:
+            cut = port
         elif kind == _SET_L3:
             if lay is None:
                 # The headers are found in the frame as received; the tags
@@ -580,7 +597,8 @@ def _run_sets(
                 del buf[12:16]
                 shift -= 4
         elif upcalls is not None and user is not None:
-            upcalls.append((user, bytes(buf)))
+            upcalls.append((user, bytes(buf[:cut] if cut else buf)))
+            cut = 0
 
 
 def _run_offloaded(
@@ -597,9 +615,12 @@ def _run_offloaded(
     goes on with each output. A rewrite of L3 or L4 fields would need the
     checksum and each segment's headers to be right first: the work is then
     done in software and the actions run on the finished frames, which is
-    slower but rare (NAT-like rewrites of offloaded traffic).
+    slower but rare (NAT-like rewrites of offloaded traffic). So is a
+    truncation (a mirror's snaplen): a cut copy of a super-frame would carry
+    offload work its bytes no longer match, so each finished segment is cut
+    instead, as a mirror of the wire would see them.
     """
-    if sets and any(step[0] == _SET_L3 for step in steps):
+    if any(step[0] == _SET_L3 or step[0] == _TRUNC for step in steps):
         for piece in finish_offloads(frame):
             _run_sets(piece, steps, out, upcalls)
         return
@@ -634,25 +655,30 @@ def _run_tunnel(
     out: list[tuple[int, bytes]],
     upcalls: list[tuple[OdpUserspace, bytes]] | None,
     runtime: TunnelRuntime,
+    cut: int = 0,
 ) -> None:
     """The general runner, for actions with ``tnl_push``, ``tnl_pop`` or ``clone``.
 
     The plain actions between them run as usual; a push wraps the frame as
     those left it. A frame with offload work has it done in software first:
     the outer header hides the inner checksum and segments from the device
-    that sends the result.
+    that sends the result. ``cut`` is a truncation pending from before a
+    ``clone`` (see :class:`OdpTrunc`): it applies inside, to the first
+    output, push or userspace action there.
     """
     if type(frame) is VnetFrame and any(type(a) is OdpTnlPush for a in _flat(actions)):
         for piece in finish_offloads(frame):
-            _run_tunnel(bytes(piece), actions, out, upcalls, runtime)
+            _run_tunnel(bytes(piece), actions, out, upcalls, runtime, cut)
         return
     cur = frame
-    plain: list[OdpAction] = []
+    plain: list[OdpAction] = [OdpTrunc(cut)] if cut else []
     for action in actions:
         kind = type(action)
         if kind not in (OdpTnlPush, OdpTnlPop, OdpClone):
             plain.append(action)
             continue
+        # A truncation that nothing in ``plain`` used belongs to this action.
+        cut = _take_pending_cut(plain)
         if plain:
             plain.append(OdpOutput(_HERE))
             sent = execute(cur, plain, upcalls)
@@ -660,9 +686,12 @@ def _run_tunnel(
             out.extend(sent)
             plain = []
         if isinstance(action, OdpTnlPush):
-            if not runtime.fits(action, len(cur)):
+            # As Open vSwitch's datapath does, the cut applies to the
+            # packet being encapsulated.
+            pushed = cur[:cut] if cut else cur
+            if not runtime.fits(action, len(pushed)):
                 return
-            cur = tunnel_push(action, cur, runtime)
+            cur = tunnel_push(action, pushed, runtime)
         elif isinstance(action, OdpTnlPop):
             # The pop works on a copy when more actions follow, as in OVS;
             # bytes cannot change, so the copy is the same object. A kernel
@@ -678,9 +707,21 @@ def _run_tunnel(
             for piece in pieces:
                 tunnel_pop(action.port, bytes(piece), runtime)
         elif isinstance(action, OdpClone):
-            _run_tunnel(cur, action.actions, out, upcalls, runtime)
+            _run_tunnel(cur, action.actions, out, upcalls, runtime, cut)
     if plain:
         out.extend(execute(cur, plain, upcalls))
+
+
+def _take_pending_cut(plain: list[OdpAction]) -> int:
+    """Remove a ``trunc`` that no later output in ``plain`` used; return its length, or 0."""
+    for i in range(len(plain) - 1, -1, -1):
+        action = plain[i]
+        if type(action) is OdpTrunc:
+            del plain[i]
+            return action.max_len
+        if type(action) in (OdpOutput, OdpUserspace):
+            return 0
+    return 0
 
 
 def _finish_for_pop(frame: VnetFrame, kind: tuple[str, int] | None) -> list[bytes]:
@@ -843,7 +884,7 @@ def execute_batch(
             by_port.setdefault(port, []).append(data)
         return by_port
     steps, sets = _compile(actions)
-    if not sets and all(step[0] == _OUT for step in steps):
+    if all(step[0] == _OUT for step in steps):
         ports = [step[1] for step in steps]
         if len(set(ports)) == len(ports):
             return {port: list(frames) for port in ports}

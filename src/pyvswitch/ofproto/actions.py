@@ -49,6 +49,18 @@ class Output:
 
 
 @dataclass(frozen=True, slots=True)
+class OutputTrunc:
+    """``output(port=PORT,max_len=N)``: output at most the first ``max_len`` bytes.
+
+    ``port`` is an ordinary port number, ``LOCAL`` or ``IN_PORT`` (Open
+    vSwitch refuses the other reserved ports when it parses the action).
+    """
+
+    port: int
+    max_len: int
+
+
+@dataclass(frozen=True, slots=True)
 class OutputReg:
     """``output:FIELD[a..b]``: output to the port number held in a field."""
 
@@ -173,6 +185,7 @@ class Note:
 
 Action = (
     Output
+    | OutputTrunc
     | OutputReg
     | Controller
     | SetVlanVid

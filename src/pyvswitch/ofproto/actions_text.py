@@ -112,6 +112,7 @@ from pyvswitch.ofproto.actions import (
     Note,
     Output,
     OutputReg,
+    OutputTrunc,
     PushVlan,
     RegLoad,
     RegMove,
@@ -130,6 +131,7 @@ if TYPE_CHECKING:
 __all__ = [
     "check_actions",
     "format_actions_as_written",
+    "format_port",
     "is_tun_metadata",
     "parse_actions",
     "set_field_is_exact",
@@ -522,6 +524,11 @@ def _port(text: str, port_names: Mapping[str, int] | None) -> int | None:
     return None
 
 
+def format_port(port: int, port_names: Mapping[int, str] | None = None) -> str:
+    """A port as ``ofputil_format_port()`` prints it: its name, a reserved name, or the number."""
+    return _fmt_port(port, port_names)
+
+
 def _fmt_port(port: int, port_names: Mapping[int, str] | None) -> str:
     if port_names and port in port_names:
         return port_names[port]
@@ -677,7 +684,8 @@ def _output_to(port: int) -> Action:
 
 def _parse_output(_key: str, arg: str, port_names: Mapping[str, int] | None) -> list[Action]:
     if "port" in arg and "max_len" in arg:
-        raise FlowParseError(f"output({arg}): output with max_len is not supported by pyvswitch")
+        # Open vSwitch's test for the truncating form, substrings and all.
+        return [_parse_output_trunc(arg, port_names)]
     port = _port(arg, port_names)
     if port is not None:
         return [_output_to(port)]
@@ -686,6 +694,55 @@ def _parse_output(_key: str, arg: str, port_names: Mapping[str, int] | None) -> 
     except FlowParseError:
         raise FlowParseError(f"{arg}: output to unknown port") from None
     return [OutputReg(ref)]
+
+
+#: The fewest bytes a truncated output may keep: an Ethernet header.
+_TRUNC_MIN = 14
+
+
+def _parse_output_trunc(arg: str, port_names: Mapping[str, int] | None) -> OutputTrunc:
+    """``output(port=P,max_len=N)``, checked as ``parse_truncate_subfield()`` checks it."""
+    port = 0
+    max_len = 0
+    for name, value in _split(arg):
+        if name == "port":
+            found = _port(value, port_names)
+            if found is None:
+                raise FlowParseError(f"output to unknown truncate port: {value}")
+            if found > OFPP_MAX and found not in (OFPP_LOCAL, OFPP_IN_PORT):
+                raise FlowParseError(f"output to unsupported truncate port: {value}")
+            port = found
+        elif name == "max_len":
+            max_len = _str_to_u32(value)
+        else:
+            raise FlowParseError(f"invalid key '{name}' in output_trunc argument")
+    if max_len < _TRUNC_MIN:
+        raise FlowParseError(f"max_len {max_len} is less than the minimum value {_TRUNC_MIN}")
+    return OutputTrunc(port, max_len)
+
+
+def _str_to_u32(text: str) -> int:
+    """Open vSwitch's ``str_to_u32()``: C's ``strtoul(text, 0)`` kept to 32 bits.
+
+    As in C, a sign is allowed (``-1`` is 4294967295) and a value past 32
+    bits keeps its low bits; only one past 64 bits, or trailing text, is an
+    error.
+    """
+    if not text:
+        raise FlowParseError("missing required numeric argument")
+    body = text.lstrip(" \t\n\v\f\r")
+    negative = body[:1] == "-"
+    if body[:1] in "+-":
+        body = body[1:]
+    try:
+        value = c_int(body)
+    except ValueError:
+        raise FlowParseError(f"invalid numeric format {text}") from None
+    if value >= 1 << 64:
+        raise FlowParseError(f"invalid numeric format {text}")
+    if negative:
+        value = -value
+    return value & 0xFFFFFFFF
 
 
 _PACKET_IN_REASONS = ("no_match", "action", "invalid_ttl", "action_set", "group", "packet_out")
@@ -1218,7 +1275,7 @@ def _check(actions: list[Action], flow_match: Match | None, table_id: int) -> No
         ]
     for written in actions:
         action = as_vlan_action(written)
-        if isinstance(action, Output):
+        if isinstance(action, Output | OutputTrunc):
             if action.port >= OFPP_MAX and action.port not in _OUTPUT_OK:
                 raise FlowParseError(_BAD_OUT_PORT)
         elif isinstance(action, OutputReg):
@@ -1335,6 +1392,8 @@ def _format(action: Action, port_names: Mapping[int, str] | None) -> str:
             if max_len != 65535:
                 params.append(f"max_len={max_len}")
             return f"controller({','.join(params)})"
+        case OutputTrunc(port=port, max_len=max_len):
+            return f"output(port={_fmt_port(port, port_names)},max_len={max_len})"
         case OutputReg(src=src):
             return f"output:{_fmt_ref(src)}"
         case SetVlanVid(vid=vid, push_if_missing=push):

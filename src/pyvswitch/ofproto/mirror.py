@@ -70,6 +70,8 @@ class Mirror:
     output_port: str | None = None
     output_vlan: int | None = None
     key: str = ""
+    #: The most bytes of each packet a copy keeps (the Mirror's ``snaplen``); 0 is all.
+    snaplen: int = 0
 
     def __post_init__(self) -> None:
         if (self.output_port is None) == (self.output_vlan is None):
@@ -173,6 +175,8 @@ class Translation(Protocol):
     sent: set[tuple[int, int]]
     #: The destinations that got a copy in the current bridge.
     mirrors: set[Destination]
+    #: While a copy is sent: the mirror's snaplen, which its outputs apply.
+    snaplen: int
 
     def consult(self, mask: int) -> None: ...
     def consult_field(self, name: str) -> None: ...
@@ -294,6 +298,10 @@ def _send(ctx: _T, mirror: Mirror, vlan: int, output: Callable[[_T, OfPort, int]
     # already made (xlate's loop rule), nor does it suppress a later one: a
     # rule that also outputs to the mirror's port sends both, as in OVS.
     sent, ctx.sent = ctx.sent, set()
+    # Every output the copy makes cuts it (a trunc before each, as OVS's
+    # ctx->mirror_snaplen does), in the underlay of a tunnel and, unlike in
+    # OVS, which skips such a copy, beyond a patch port too.
+    snaplen, ctx.snaplen = ctx.snaplen, mirror.snaplen
     try:
         if mirror.output_port is not None:
             out = bridge.port_by_name(mirror.output_port)
@@ -313,6 +321,7 @@ def _send(ctx: _T, mirror: Mirror, vlan: int, output: Callable[[_T, OfPort, int]
                 output(ctx, out, mirror.output_vlan)
     finally:
         ctx.sent = sent
+        ctx.snaplen = snaplen
 
 
 def input_vlan(

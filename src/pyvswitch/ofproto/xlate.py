@@ -33,11 +33,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pyvswitch.dpif.actions import (
+    OdpClone,
     OdpOutput,
     OdpPopVlan,
     OdpPushVlan,
     OdpSetField,
     OdpSetMasked,
+    OdpTnlPush,
+    OdpTrunc,
 )
 from pyvswitch.dpif.datapath import UpcallResult
 from pyvswitch.flow.flow import Flow
@@ -46,7 +49,7 @@ from pyvswitch.flow.match import Match
 from pyvswitch.flow.ofp_text import META_FIELDS, format_flow, format_match
 from pyvswitch.ofproto import actions as ofp
 from pyvswitch.ofproto import mirror
-from pyvswitch.ofproto.actions_text import format_actions_as_written
+from pyvswitch.ofproto.actions_text import format_actions_as_written, format_port
 from pyvswitch.ofproto.bridge import PatchRx, PatchTx
 from pyvswitch.ofproto.xlate_tunnel import (
     TUNNEL_TYPES,
@@ -157,6 +160,9 @@ class _Ctx:
         self.mirrors: set[mirror.Destination] = set()
         #: Set when the result must not become a datapath flow.
         self.uncacheable = False
+        #: While a mirror with a snaplen sends its copy: how much of the
+        #: packet each of the copy's outputs keeps (mirror.py); 0 is all.
+        self.snaplen = 0
 
     # -- wildcards ------------------------------------------------------------
 
@@ -325,6 +331,8 @@ def _do_action(ctx: _Ctx, action: ofp.Action, last: bool) -> None:
     flow = ctx.flow
     if isinstance(action, ofp.Output):
         _output(ctx, action.port, last)
+    elif isinstance(action, ofp.OutputTrunc):
+        _output_trunc(ctx, action, last)
     elif isinstance(action, ofp.OutputReg):
         _output(ctx, _read_ref(ctx, action.src), last)
     elif isinstance(action, ofp.Resubmit):
@@ -516,23 +524,61 @@ def _output(ctx: _Ctx, port: int, last: bool) -> None:
         _output_port(ctx, bridge.ports[port], last)
 
 
-def _output_port(ctx: _Ctx, port: OfPort, last: bool) -> None:
+def _output_trunc(ctx: _Ctx, action: ofp.OutputTrunc, last: bool) -> None:
+    """``output(port=P,max_len=N)``, as OVS's xlate_output_trunc_action() translates it."""
+    if action.port == ctx.flow.in_port:
+        ctx.error("skipping output to input port")
+        return
+    port = ctx.bridge.ports.get(action.port)
+    if port is None or port.odp_port is None:
+        # The cut applies where the packet next leaves the datapath, which
+        # across a patch port would be wherever the peer bridge sends it:
+        # OVS refuses rather than guess, and so do we.
+        ctx.warning(f"output_trunc does not support patch port {format_port(action.port)}")
+        return
+    _output_port(ctx, port, last, cut=action.max_len)
+
+
+def _output_port(ctx: _Ctx, port: OfPort, last: bool, *, cut: int = 0) -> None:
+    """Output to ``port``; ``cut``: keep only that many bytes (``output(...,max_len=)``)."""
     if port.odp_port is None:
         _patch_output(ctx, port, last)
         return
+    mark = len(ctx.odp)
+    if cut:
+        # Before the commit's actions, where OVS puts it.
+        ctx.odp.append(OdpTrunc(cut))
     if port.type in TUNNEL_TYPES:
         tunnel_output(ctx, port, last, _commit, _cross_into)
+        if cut:
+            _drop_unused_cut(ctx, mark)
         mirror.egress(ctx, port, _mirror_copy)
         return
     _commit(ctx)
     sent = (port.odp_port, _key(ctx.base))
     if sent in ctx.sent:
         ctx.detail(f"-> not sending the same packet out of {port.name} twice")
+        if cut:
+            _drop_unused_cut(ctx, mark)
         return
     ctx.sent.add(sent)
     if not terminate(ctx, port):
+        if ctx.snaplen:
+            # A mirror's cut comes after the commit, as in OVS.
+            ctx.odp.append(OdpTrunc(ctx.snaplen))
         ctx.odp.append(OdpOutput(port.odp_port))
+    elif cut:
+        _drop_unused_cut(ctx, mark)
     mirror.egress(ctx, port, _mirror_copy)
+
+
+def _drop_unused_cut(ctx: _Ctx, mark: int) -> None:
+    """Remove the ``trunc`` at ``mark`` when nothing after it sends the packet anywhere.
+
+    Left in place, it would cut whatever the next output sends instead.
+    """
+    if not any(isinstance(a, OdpOutput | OdpClone | OdpTnlPush) for a in ctx.odp[mark + 1 :]):
+        del ctx.odp[mark]
 
 
 def _patch_output(ctx: _Ctx, port: OfPort, last: bool) -> None:
@@ -554,9 +600,14 @@ def _patch_output(ctx: _Ctx, port: OfPort, last: bool) -> None:
     captured = ctx.ofproto.capture_points.crossing(port.name, peer.name)
     if captured:
         # A capture on either end gets the packet as it crosses: what this
-        # bridge made of it so far, committed (see capture_points.py).
+        # bridge made of it so far, committed (see capture_points.py). A
+        # mirror's copy crossing is cut to the mirror's snaplen, like
+        # every output the copy makes beyond the crossing.
         _commit(ctx)
-        ctx.odp += captured
+        for action in captured:
+            if ctx.snaplen:
+                ctx.odp.append(OdpTrunc(ctx.snaplen))
+            ctx.odp.append(action)
     saved_mirrors = mirror.leave_by_patch(ctx, port, _mirror_copy)
     try:
         _cross_into(ctx, peer_bridge, peer, last, patch=True)

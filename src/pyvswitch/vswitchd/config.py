@@ -69,6 +69,8 @@ class MirrorConfig:
     select_vlan: tuple[int, ...]
     output_port: str | None
     output_vlan: int | None
+    #: The ``snaplen`` column (the schema allows 14 to 65535); 0 when unset.
+    snaplen: int = 0
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,7 @@ def _mirror_config(
         select_vlan=tuple(sorted(int(v) for v in mirror["select_vlan"])),
         output_port=output[0] if output else None,
         output_vlan=_opt_int(mirror["output_vlan"]),
+        snaplen=_opt_int(mirror["snaplen"]) or 0,
     )
 
 
@@ -224,6 +227,9 @@ def mirror_settings(
         output_port=cfg.output_port,
         output_vlan=None if cfg.output_port is not None else cfg.output_vlan,
         key=str(cfg.uuid),
+        # OVS treats the largest value as no cut (mirror_set(): a snaplen
+        # below 65535 inserts trunc).
+        snaplen=cfg.snaplen if cfg.snaplen < 0xFFFF else 0,
     )
     return mirror, messages
 
