@@ -74,7 +74,7 @@ def _daemon_capture(ofp: Ofproto, port: str) -> None:
         capture.frames(Direction.OUTBOUND, [frame for _, frame in upcalls], 0)
 
     ofp.datapath.on_userspace = deliver
-    ofp.watch_patch(port)
+    ofp.watch_point(port)
 
 
 def best_rate(ofp: Ofproto, port: int, batch: list[bytes], out_port: int, rounds: int) -> float:
@@ -99,9 +99,9 @@ def measure(case: str, batch_size: int, n_flows: int, rounds: int) -> float:
     ofp, first, last = chain(2, emc=True)
     kept: list[object] = []
     if case in ("one", "both"):
-        ofp.watch_patch("to1")
+        ofp.watch_point("to1")
         if case == "both":
-            ofp.watch_patch("from0")
+            ofp.watch_point("from0")
         ofp.datapath.on_userspace = kept.extend
     elif case == "daemon":
         _daemon_capture(ofp, "to1")

@@ -66,7 +66,7 @@ def test_a_capture_on_a_patch_end_gets_every_crossing_frame_from_the_cache() -> 
     ofp = switch()
     ports = two_bridges_with_patch(ofp)
     handed = listen(ofp)
-    ofp.watch_patch("patch0")
+    ofp.watch_point("patch0")
     frames = [ping(MAC_A, MAC_B, seq) for seq in range(5)]
     for frame in frames:
         out = ofp.receive(ports["p1"], [frame], 1.0)
@@ -83,8 +83,8 @@ def test_both_ends_see_the_crossing_each_in_its_direction() -> None:
     ofp = switch()
     ports = two_bridges_with_patch(ofp)
     handed = listen(ofp)
-    ofp.watch_patch("patch0")
-    ofp.watch_patch("patch1")
+    ofp.watch_point("patch0")
+    ofp.watch_point("patch1")
     request = ping(MAC_A, MAC_B)
     reply = ping(MAC_B, MAC_A, request=False)
     ofp.receive(ports["p1"], [request], 1.0)
@@ -103,7 +103,7 @@ def test_the_frame_is_captured_as_it_crosses_with_the_tag_pushed_before() -> Non
     add_flow(ofp, "br0", "priority=10,in_port=1,actions=mod_vlan_vid:10,output:10")
     add_flow(ofp, "br1", "priority=10,in_port=20,actions=strip_vlan,output:2")
     handed = listen(ofp)
-    ofp.watch_patch("patch1")
+    ofp.watch_point("patch1")
     frame = ping(MAC_A, MAC_B)
     out = ofp.receive(ports["p1"], [frame], 1.0)
     # What leaves p2 is untagged again; what crossed the patch carried VLAN 10.
@@ -120,13 +120,13 @@ def test_detaching_takes_the_action_away_and_keeps_the_one_megaflow() -> None:
     ofp = switch()
     ports = two_bridges_with_patch(ofp)
     handed = listen(ofp)
-    ofp.watch_patch("patch0")
-    ofp.watch_patch("patch0")  # a second capture on the same port
+    ofp.watch_point("patch0")
+    ofp.watch_point("patch0")  # a second capture on the same port
     ofp.receive(ports["p1"], [ping(MAC_A, MAC_B, 1)], 1.0)
-    ofp.unwatch_patch("patch0")
+    ofp.unwatch_point("patch0")
     ofp.receive(ports["p1"], [ping(MAC_A, MAC_B, 2)], 1.0)
     assert len(handed) == 2, "one capture left: still handed over"
-    ofp.unwatch_patch("patch0")
+    ofp.unwatch_point("patch0")
     ofp.receive(ports["p1"], [ping(MAC_A, MAC_B, 3)], 1.0)
     assert len(handed) == 2
     assert _capture_actions(ofp) == []
@@ -141,7 +141,7 @@ def test_detaching_takes_the_action_away_and_keeps_the_one_megaflow() -> None:
 def test_the_action_prints_in_dump_flows_and_reads_back() -> None:
     ofp = switch()
     ports = two_bridges_with_patch(ofp)
-    ofp.watch_patch("patch0")
+    ofp.watch_point("patch0")
     ofp.receive(ports["p1"], [ping(MAC_A, MAC_B)], 1.0)
     [flow] = ofp.datapath.flows()
     line = format_megaflow(flow, 1.0)
@@ -155,7 +155,7 @@ def test_a_trace_shows_the_capture_action_where_the_packet_crosses() -> None:
     ports = two_bridges_with_patch(ofp)
     add_flow(ofp, "br0", "priority=10,in_port=1,actions=mod_vlan_vid:10,output:10")
     add_flow(ofp, "br1", "priority=10,in_port=20,actions=strip_vlan,output:2")
-    ofp.watch_patch("patch0")
+    ofp.watch_point("patch0")
     text = ofp.trace(extract_key(ping(MAC_A, MAC_B), ports["p1"]))
     last = text.splitlines()[-1]
     assert last == (

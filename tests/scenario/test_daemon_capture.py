@@ -15,6 +15,7 @@ import re
 import shutil
 import signal
 import subprocess
+import time
 from typing import TYPE_CHECKING
 
 import pytest
@@ -350,6 +351,23 @@ def test_an_unknown_port_is_named(rundir: Path) -> None:
     assert done.stderr == (
         "pvs-tcpdump: nosuch0: no such port (no bridge has a port of this name)\n"
     )
+
+
+def test_an_output_file_that_cannot_be_made_is_the_only_message(
+    rundir: Path, tmp_path: Path
+) -> None:
+    """As tcpdump: the file is opened before the capture is announced."""
+    target = tmp_path / "no-such-dir" / "x.pcapng"
+    done = tool("tcpdump", rundir, "-i", "patch0", "-w", str(target))
+    assert (done.returncode, done.stderr) == (
+        1,
+        f"pvs-tcpdump: {target}: No such file or directory\n",
+    )
+    # The daemon detaches the capture when it sees the socket close.
+    deadline = time.monotonic() + 10
+    while show(rundir) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert show(rundir) == ""
 
 
 def test_bad_counts_and_lengths_are_refused(rundir: Path) -> None:

@@ -369,12 +369,14 @@ def run(argv: list[str] | None = None) -> int:
     stopper = _Stopper()
     sock, info = _connect(args.port, " ".join(args.expression), snaplen)
     with sock:
+        # As tcpdump: the port and the filter are checked first, then the
+        # output file is opened, and only then is the capture announced.
+        sink = _sink(args)
         sys.stderr.write(
             f"{PROG}: listening on {args.port}, link-type EN10MB (Ethernet), "
             f"snapshot length {info.get('snaplen', snaplen)} bytes\n"
         )
         sys.stderr.flush()
-        sink = _sink(args)
         try:
             written, stats = _capture(sock, sink, args.count, stopper)
         finally:

@@ -1,4 +1,4 @@
-"""Capture points on patch ports: where translation hands a crossing packet to a capture.
+"""Capture points on patch and tunnel ports: where translation hands a packet to a capture.
 
 A patch port has no device, so nothing that watches devices ever sees a
 packet cross it: translation carries the packet from one bridge into the
@@ -17,6 +17,12 @@ A crossing from ``pa`` (in bridge A) to its peer ``pb`` (in bridge B) is
 would see it. Each watched port has one id, which its two actions share
 (their direction tells them apart); several captures on one port share the
 point, and the owner fans the frames out.
+
+Tunnel ports are the same kind of port: native tunnelling pushes and pops
+headers inside the datapath's actions, and no device ever carries the inner
+packet. A capture on a tunnel port gets the inner packet as the bridge sends
+it to the port (*out*, just before the push) and as it arrives from it
+(*in*, after the pop, before the bridge's tables change it).
 """
 
 from __future__ import annotations
@@ -91,14 +97,17 @@ class CapturePoints:
         """
         if not self._points:
             return []
-        found = []
-        out = self._points.get(tx_port)
-        if out is not None:
-            found.append(out.tx)
-        into = self._points.get(rx_port)
-        if into is not None:
-            found.append(into.rx)
-        return found
+        return self.sending(tx_port) + self.receiving(rx_port)
+
+    def sending(self, port: str) -> list[OdpUserspace]:
+        """The action for a packet the bridge sends out of ``port``, if it is watched."""
+        point = self._points.get(port)
+        return [point.tx] if point is not None else []
+
+    def receiving(self, port: str) -> list[OdpUserspace]:
+        """The action for a packet the bridge receives on ``port``, if it is watched."""
+        point = self._points.get(port)
+        return [point.rx] if point is not None else []
 
     def lookup(self, action: OdpUserspace) -> tuple[str, str] | None:
         """The port and direction (``rx``/``tx``) an action of ours reports, else None."""

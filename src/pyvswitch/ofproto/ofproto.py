@@ -257,13 +257,13 @@ class Ofproto:
                 return bridge, port
         return None
 
-    def watch_patch(self, name: str) -> None:
-        """A capture attaches to patch port ``name``: cached flows crossing it must report."""
+    def watch_point(self, name: str) -> None:
+        """A capture attaches to patch or tunnel port ``name``: flows through it must report."""
         if self.capture_points.watch(name):
             self.need_revalidate = True
 
-    def unwatch_patch(self, name: str) -> None:
-        """A capture on patch port ``name`` ends; the last one takes the actions away."""
+    def unwatch_point(self, name: str) -> None:
+        """A capture on patch or tunnel port ``name`` ends; the last one takes the actions away."""
         if self.capture_points.unwatch(name):
             self.need_revalidate = True
 

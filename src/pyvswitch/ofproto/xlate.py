@@ -549,7 +549,7 @@ def _output_port(ctx: _Ctx, port: OfPort, last: bool, *, cut: int = 0) -> None:
         # Before the commit's actions, where OVS puts it.
         ctx.odp.append(OdpTrunc(cut))
     if port.type in TUNNEL_TYPES:
-        tunnel_output(ctx, port, last, _commit, _cross_into)
+        tunnel_output(ctx, port, last, _commit, _cross_into, trunc_at=mark if cut else None)
         if cut:
             _drop_unused_cut(ctx, mark)
         mirror.egress(ctx, port, _mirror_copy)
@@ -573,12 +573,17 @@ def _output_port(ctx: _Ctx, port: OfPort, last: bool, *, cut: int = 0) -> None:
 
 
 def _drop_unused_cut(ctx: _Ctx, mark: int) -> None:
-    """Remove the ``trunc`` at ``mark`` when nothing after it sends the packet anywhere.
+    """Remove the ``trunc`` emitted at or after ``mark`` when nothing after it sends the packet.
 
     Left in place, it would cut whatever the next output sends instead.
     """
-    if not any(isinstance(a, OdpOutput | OdpClone | OdpTnlPush) for a in ctx.odp[mark + 1 :]):
-        del ctx.odp[mark]
+    for i in range(len(ctx.odp) - 1, mark - 1, -1):
+        action = ctx.odp[i]
+        if isinstance(action, OdpOutput | OdpClone | OdpTnlPush):
+            return
+        if isinstance(action, OdpTrunc):
+            del ctx.odp[i]
+            return
 
 
 def _patch_output(ctx: _Ctx, port: OfPort, last: bool) -> None:

@@ -112,6 +112,8 @@ def tunnel_output(
     last: bool,
     commit: Callable[[_Ctx], None],
     cross: Callable[..., None],
+    *,
+    trunc_at: int | None = None,
 ) -> None:
     """Output to tunnel ``port``: push the outer header and go on in the underlay bridge.
 
@@ -119,6 +121,8 @@ def tunnel_output(
     and its crossing into a bridge by one of its ports (passed in to keep the
     import one way). Afterwards the flow is as it was: what the tunnel port
     set is not seen by later actions (as OVS restores ``flow->tunnel``).
+    ``trunc_at`` is where the ``trunc`` of ``output(port=P,max_len=N)``
+    was put, when there is one.
     """
     flow = ctx.flow
     saved_flow = flow.copy()
@@ -146,6 +150,15 @@ def tunnel_output(
         ctx.detail("-> output to native tunnel")
         ctx.sinks.append(PatchTx(port.counters))
         commit(ctx)
+        captured = ctx.ofproto.capture_points.sending(port.name)
+        if captured:
+            # A capture on the tunnel port gets the inner packet as the
+            # bridge sends it, whole: a pending trunc moves after it, to cut
+            # only what the push encapsulates.
+            cut = ctx.odp.pop(trunc_at) if trunc_at is not None else None
+            ctx.odp += captured
+            if cut is not None:
+                ctx.odp.append(cut)
         saved_base = ctx.base.copy()
         _native_output(ctx, port, sent.odp_port, last, cross)
     finally:
@@ -615,6 +628,11 @@ def translate_tunnel_in(
     # The option data rules looked at, in the options' own terms.
     result.mask |= mask | datapath_mask(tlv, of_key, result.mask)
     result.sinks = (PatchRx(port.counters), *result.sinks)
+    captured = ofproto.capture_points.receiving(port.name)
+    if captured:
+        # A capture on the tunnel port gets the inner packet as it arrived,
+        # before anything the bridge's actions do to it.
+        result.actions = (*captured, *result.actions)
     return result
 
 

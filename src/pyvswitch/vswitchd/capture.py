@@ -58,6 +58,7 @@ from pyvswitch.capture.compile import (
     compile_filter,
 )
 from pyvswitch.capture.pcapng_stream import CaptureStats, interface_statistics
+from pyvswitch.ofproto.xlate_tunnel import TUNNEL_TYPES
 from pyvswitch.packet.bpf import BpfProgram
 from pyvswitch.packet.pcapng import (
     Direction,
@@ -247,8 +248,13 @@ class CaptureServer:
                 writer.write(json.dumps({"error": str(exc)}).encode() + b"\n")
                 return
             await self._follow(reader, capture)
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
-            # A reader that vanished, or the daemon closing: detached below.
+        except (ConnectionError, asyncio.IncompleteReadError):
+            # A reader that vanished (a reset when it closed with frames
+            # unread): detached below, and said, as for a plain close.
+            if capture is not None and not capture.ended:
+                log.info("capture %d: the reader went away", capture.capture_id)
+        except asyncio.CancelledError:
+            # The daemon closing: detached below.
             pass
         except ValueError:
             # A line longer than MAX_REQUEST after the request: not pvs-tcpdump.
@@ -329,7 +335,9 @@ class CaptureServer:
             if found is None:
                 continue
             bridge, port = found
-            if port.odp_port is None:
+            if port.odp_port is None or port.type in TUNNEL_TYPES:
+                # No device carries what crosses a patch port or enters and
+                # leaves a tunnel port: translation hands it over (capture_points.py).
                 return bridge.name, port.type, (dp.ofp, name)
             device = dp.devices.get(port.odp_port)
             if device is None:
@@ -343,7 +351,7 @@ class CaptureServer:
         if tap is None:
             tap = self._taps[capture.source] = _Tap()
             if isinstance(capture.source, tuple):
-                self._watch_patch(*capture.source)
+                self._watch_point(*capture.source)
             else:
                 capture.source.capture = tap
         tap.captures.append(capture)
@@ -360,16 +368,16 @@ class CaptureServer:
         del self._taps[capture.source]
         if isinstance(capture.source, tuple):
             ofp, name = capture.source
-            ofp.unwatch_patch(name)
+            ofp.unwatch_point(name)
             # The installed flows lose their capture actions now, not at the next packet.
             ofp.revalidate(self.daemon.clock())
         elif capture.source.capture is tap:
             capture.source.capture = None
 
-    def _watch_patch(self, ofp: Ofproto, name: str) -> None:
+    def _watch_point(self, ofp: Ofproto, name: str) -> None:
         if ofp.datapath.on_userspace is None:
             ofp.datapath.on_userspace = lambda upcalls: self._from_datapath(ofp, upcalls)
-        ofp.watch_patch(name)
+        ofp.watch_point(name)
         # Installed flows that cross the port gain the action at once, so a
         # dump-flows right after attaching shows it.
         ofp.revalidate(self.daemon.clock())
