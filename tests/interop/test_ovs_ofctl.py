@@ -179,6 +179,9 @@ DUMPS = [
     ("-O", "OpenFlow15", "--names", "dump-flows", "br0"),
     ("--sort", "dump-flows", "br0"),
     ("--rsort", "--no-stats", "dump-flows", "br0"),
+    ("--sort=priority", "--no-stats", "dump-flows", "br0"),
+    ("--rsort=PRIORITY", "--no-stats", "dump-flows", "br0"),
+    ("--sort=nw_src", "--rsort=priority", "--no-stats", "dump-flows", "br0"),
 ]
 
 

@@ -122,6 +122,15 @@ def test_detach_returns_once_the_daemon_answers(tmp_path: Path) -> None:
         assert not (rundir / "pvs-vswitchd.pid").exists()
 
 
+def test_a_missing_database_directory_is_made(tmp_path: Path) -> None:
+    """As the run directory: PVS_DBDIR (here --dbdir) need not exist yet."""
+    dbdir = tmp_path / "fresh" / "db"
+    with running_daemon(tmp_path / "run", ["--dbdir", str(dbdir)]) as rundir:
+        vsctl(rundir, "add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=dummy")
+    assert (dbdir / "conf.db").stat().st_size > 0
+    assert dbdir.stat().st_mode & 0o777 == 0o700
+
+
 def test_no_chdir_keeps_the_directory(tmp_path: Path) -> None:
     rundir = tmp_path / "run"
     result = subprocess.run(

@@ -752,6 +752,9 @@ def main(argv: list[str] | None = None) -> int:
     pidfile = None
     try:
         rundir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if dbdir is not None:
+            # Made like the run directory: a fresh PVS_DBDIR needs no mkdir first.
+            dbdir.mkdir(parents=True, exist_ok=True, mode=0o700)
         if args.pidfile is not None:
             pidfile = Pidfile(absolute_pidfile(args.pidfile, rundir))
             pidfile.check()

@@ -176,9 +176,12 @@ class _Request:
         if name == "protocol" and value in VERSIONS:
             self.version = VERSIONS[value]
         elif name in ("sort", "rsort"):
-            if value and value not in META_FIELDS:
+            # No field, or "priority" in any case, sorts by priority (ovs-ofctl's
+            # add_sort_criterion()).
+            by_priority = not value or value.lower() == "priority"
+            if not by_priority and value not in META_FIELDS:
                 raise UnixctlError(f"{value}: unknown field name")
-            self.sort.append((value or None, name == "rsort"))
+            self.sort.append((None if by_priority else value, name == "rsort"))
         elif name == "file" and eq:
             self.file = value
         elif not eq and name in ("strict", "no-stats", "names", "no-names"):
