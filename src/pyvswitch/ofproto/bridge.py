@@ -84,6 +84,10 @@ class OfPort:
         return not self.trunks or vlan in self.trunks
 
 
+#: Automatic OpenFlow port numbers are below this (the lower half of the range).
+_AUTO_OFPORTS = OFPP_MAX // 2
+
+
 class Bridge:
     """One bridge: ports, tables, fail mode, MAC learning."""
 
@@ -99,6 +103,11 @@ class Bridge:
         self.macs = MacTable()
         self.flood_vlans: frozenset[int] = frozenset()
         self.mirrors = Mirrors()
+        # allocate_ofport()'s state: the last number it gave, and the numbers
+        # deleted ports gave up, in the order they did.
+        self._alloc_cursor = 0
+        self._released: dict[int, int] = {}
+        self._release_count = 0
         if fail_mode == "standalone":
             # As OVS, a standalone bridge with no controller starts with one
             # flow that makes it a learning switch.
@@ -109,14 +118,40 @@ class Bridge:
         return next((p for p in self.ports.values() if p.name == name), None)
 
     def allocate_ofport(self, request: int | None = None) -> int:
-        """``request`` if it is free and valid, else the lowest free number from 1."""
+        """``request`` if it is free and valid, else a number chosen as Open vSwitch chooses.
+
+        That is alloc_ofp_port(): the numbers after the last one given, in
+        turn, skipping those in use and those a deleted port had, so that a
+        new port does not inherit the rules written for an old one; only
+        when the range is used up is the longest-released number taken
+        again. Automatic numbers stay in the lower half of the range (the
+        upper half is left to controllers).
+        """
         if request is not None:
             if request == OFPP_LOCAL or 1 <= request < OFPP_MAX:
                 if request not in self.ports:
+                    self._released.pop(request, None)
                     return request
                 raise ValueError(f"{self.name}: ofport {request} is already in use")
             raise ValueError(f"{self.name}: ofport_request {request} is outside 1..{OFPP_MAX - 1}")
-        return next(n for n in range(1, OFPP_MAX) if n not in self.ports)
+        number = self._alloc_cursor
+        for _ in range(_AUTO_OFPORTS - 1):
+            number = number + 1 if number + 1 < _AUTO_OFPORTS else 1
+            if number not in self.ports and number not in self._released:
+                self._alloc_cursor = number
+                return number
+        free = [n for n in self._released if n not in self.ports]
+        if not free:
+            raise ValueError(f"{self.name}: no OpenFlow port number is free")
+        oldest = min(free, key=self._released.__getitem__)
+        del self._released[oldest]
+        return oldest
+
+    def release_ofport(self, ofport: int) -> None:
+        """A port gave up ``ofport``: it is given again only when no other is left."""
+        if ofport != OFPP_LOCAL:
+            self._released[ofport] = self._release_count
+            self._release_count += 1
 
     def rules(self) -> list[Rule]:
         """Every rule, table by table."""

@@ -199,6 +199,7 @@ class Ofproto:
         if port is None:
             raise OfprotoError(f"{bridge_name}: no port named {name}")
         del bridge.ports[port.ofport]
+        bridge.release_ofport(port.ofport)
         bridge.macs.flush(port.ofport)
         if port.type in TUNNEL_TYPES:
             shared = self.tunnels.remove(name)
