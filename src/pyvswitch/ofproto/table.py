@@ -103,6 +103,17 @@ class Table:
         self._strict: dict[tuple[int, Match], Rule] = {}
         self.lookups = 0
         self.matched = 0
+        # The megaflow sinks that count packets into lookups and matches.
+        self._sinks = (_TableSink(self, matched=False), _TableSink(self, matched=True))
+
+    def sink(self, matched: bool) -> _TableSink:
+        """What a megaflow whose translation looked this table up counts its packets in.
+
+        As Open vSwitch's table statistics, ``lookups`` and ``matched``
+        count packets, those of the upcall and of every cache hit: a trace
+        or a revalidation, which forward no packet, counts nothing.
+        """
+        return self._sinks[matched]
 
     def __len__(self) -> int:
         return len(self.rules)
@@ -142,7 +153,6 @@ class Table:
         stages up to the first that differs are consulted: a rule for another
         input port does not make the megaflow match its VLAN.
         """
-        self.lookups += 1
         consulted = 0
         for rule in self.rules:
             match = rule.match
@@ -152,6 +162,20 @@ class Table:
                 if key & bits != match.value & bits:
                     break
             else:
-                self.matched += 1
                 return rule, consulted
         return None, consulted
+
+
+class _TableSink:
+    """Counts a megaflow's packets into its table's lookups (and matches)."""
+
+    __slots__ = ("matched", "table")
+
+    def __init__(self, table: Table, *, matched: bool) -> None:
+        self.table = table
+        self.matched = matched
+
+    def account(self, packets: int, nbytes: int, now: float) -> None:  # noqa: ARG002
+        self.table.lookups += packets
+        if self.matched:
+            self.table.matched += packets

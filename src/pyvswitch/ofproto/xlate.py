@@ -289,6 +289,7 @@ def _lookup_and_run(
         rule, consulted = table.lookup(_key(ctx.flow))
         ctx.flow.in_port = saved_port
         ctx.consult(consulted)
+        ctx.sinks.append(table.sink(rule is not None))
         if rule is None:
             ctx.rule_line(f"{table_id:2d}. No match.")
             if ingress:
