@@ -94,10 +94,28 @@ def packets(path: Path) -> list[PcapngPacket]:
     return read_all(path.read_bytes()).packets
 
 
+def _require(program: str, package: str) -> None:
+    """Make sure ``program`` is on the PATH: installed from Debian as root, else skip.
+
+    ``./run test`` installs it beforehand; this covers running pytest alone.
+    """
+    if shutil.which(program) is not None:
+        return
+    if os.geteuid() == 0 and shutil.which("apt-get") is not None:
+        subprocess.run(
+            ["apt-get", "install", "-y", "-q", "--no-install-recommends", package],
+            capture_output=True,
+            check=False,
+            timeout=600,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
+    if shutil.which(program) is None:
+        pytest.skip(f"{program} is not installed and could not be (needs root and apt-get)")
+
+
 def tcpdump_lines(path: Path, *expression: str) -> list[str]:
     """What ``tcpdump -nn -r FILE [EXPRESSION]`` prints, one line per packet."""
-    if shutil.which("tcpdump") is None:
-        pytest.skip("tcpdump is not installed (./run test installs it as root)")
+    _require("tcpdump", "tcpdump")
     done = subprocess.run(
         ["tcpdump", "-nn", "-r", str(path), *expression],
         capture_output=True,
@@ -110,8 +128,7 @@ def tcpdump_lines(path: Path, *expression: str) -> list[str]:
 
 def tshark_fields(path: Path, *fields: str, display_filter: str = "") -> list[list[str]]:
     """``tshark -r FILE -T fields -e ...``: one list of field values per packet."""
-    if shutil.which("tshark") is None:
-        pytest.skip("tshark is not installed (./run test installs it as root)")
+    _require("tshark", "tshark")
     argv = ["tshark", "-r", str(path), "-T", "fields"]
     for name in fields:
         argv += ["-e", name]
