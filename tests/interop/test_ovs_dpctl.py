@@ -67,11 +67,8 @@ MASKS = [
     (re.compile(r"packets:\d+, bytes:\d+"), "packets:?, bytes:?"),
     (re.compile(r", flags:[SFPRU.]+"), ""),
 ]
-#: Open vSwitch's userspace datapath has a port 0 of its own, pyvswitch's none.
-PORT0 = (re.compile(r"  port 0: ovs-dummy \(dummy-internal\)\n(    .*\n)*"), "")
 #: Lookup counters and port statistics also count what happened before.
 SHOW_MASKS = [
-    PORT0,
     (re.compile(r"hit:\d+ missed:\d+ lost:\d+"), "hit:? missed:? lost:?"),
 ]
 

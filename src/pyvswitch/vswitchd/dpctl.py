@@ -341,6 +341,17 @@ def _show_one(dp: Datapath, statistics: bool) -> list[str]:
         f"  lookups: hit:{stats.hit} missed:{stats.missed} lost:{stats.lost}",
         f"  flows: {len(dp.ofp.datapath.flows())}",
     ]
+    if dp.kind == "dummy" and 0 not in dp.ofp.datapath.ports:
+        # Open vSwitch's dummy datapath has an internal port of its own,
+        # number 0, named after it; no bridge uses it and it carries nothing.
+        lines.append("  port 0: ovs-dummy (dummy-internal)")
+        if statistics:
+            lines += [
+                "    RX packets:0 errors:? dropped:? overruns:? frame:?",
+                "    TX packets:0 errors:? dropped:? aborted:? carrier:?",
+                "    collisions:?",
+                "    RX bytes:0  TX bytes:0",
+            ]
     for port_no, name in sorted(dp.ofp.datapath.ports.items()):
         kind = _port_type(dp, port_no)
         lines.append(f"  port {port_no}: {name}" + ("" if kind == "system" else f" ({kind})"))
