@@ -9,13 +9,17 @@ vSwitch's output layouts and messages; and our own ``capture/show``.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
+from pyvswitch.flow.flow import Flow
+from pyvswitch.flow.layout import DL_TYPE_NONE, FRAG_ANY, FRAG_LATER, VLAN_CFI
 from pyvswitch.flow.match import FlowParseError
-from pyvswitch.flow.odp_text import compose_packet, parse_odp_flow
+from pyvswitch.flow.odp_text import OdpKeyError, compose_packet, parse_odp_flow
 from pyvswitch.netdev.dummy import DummyNetdev
 from pyvswitch.ofproto.tnl_config import format_dpif_show
 from pyvswitch.ofproto.xlate_tunnel import TUNNEL_TYPES
+from pyvswitch.packet.checksum import checksum, ones_complement_sum
 from pyvswitch.vswitchd.dpctl import register_dpctl_commands
 from pyvswitch.vswitchd.ofctl_commands import register_ofctl_commands
 from pyvswitch.vswitchd.oftrace import USAGE as TRACE_USAGE
@@ -29,6 +33,8 @@ if TYPE_CHECKING:
     from pyvswitch.vswitchd.daemon import Daemon, Datapath
 
 OFPP_LOCAL = 0xFFFE
+#: The usage Open vSwitch 3.1 registers (``list-commands`` shows it).
+RECEIVE_USAGE = "name [--qid queue_id] packet|flow [--len packet_len]"
 
 
 async def register_commands(daemon: Daemon) -> UnixctlServer:
@@ -41,7 +47,7 @@ async def register_commands(daemon: Daemon) -> UnixctlServer:
     server.register("fdb/show", "bridge", 1, 1, lambda args: fdb_show(daemon, args[0]))
     server.register("fdb/flush", "[bridge]", 0, 1, lambda args: fdb_flush(daemon, args))
     server.register(
-        "netdev-dummy/receive", "name packet|flow...", 2, 2, lambda args: receive(daemon, args)
+        "netdev-dummy/receive", RECEIVE_USAGE, 2, UNLIMITED, lambda args: receive(daemon, args)
     )
     server.register("exit", "[--cleanup]", 0, 1, lambda _args: _exit(daemon))
     server.register("capture/show", "", 0, 0, lambda _args: daemon.capture.show())
@@ -99,7 +105,8 @@ def dpif_show(daemon: Daemon) -> str:
                 else:
                     kind_text = port.type
                 out.append(f"    {port.name} {port.ofport}/{odp}: ({kind_text})")
-    return "\n".join(out) + "\n"
+    # No datapath, no output (not an empty line), as in Open vSwitch.
+    return "".join(f"{line}\n" for line in out)
 
 
 def _one_datapath(daemon: Daemon, args: list[str]) -> Datapath:
@@ -161,28 +168,223 @@ def fdb_show(daemon: Daemon, name: str) -> str:
 
 
 def receive(daemon: Daemon, args: list[str]) -> str:
-    """Inject a packet (hex bytes or a datapath flow) as if received on dummy port ``name``."""
-    name, packet = args
+    """``netdev-dummy/receive NAME [--qid N] PACKET|FLOW [--len N]...``, as Open vSwitch 3.1.
+
+    Each PACKET (hex bytes) or FLOW (a datapath key, made into a frame as
+    OVS's ``flow_compose()`` makes it; ``--len N`` pads that frame to N
+    bytes) arrives on dummy port NAME in turn, one per receive, as OVS's
+    dummy receive queue hands them to the datapath one at a time. The first
+    argument that is wrong ends the command with OVS's error, but what came
+    before it has been received, as in OVS, which queues each frame as soon
+    as it is read.
+    """
+    dp, odp, dev = _dummy_port(daemon, args[0])
+    rest = args[1:]
+    if len(rest) > 1 and rest[0] == "--qid":
+        # A dummy port here has one receive queue, queue 0. OVS reads the
+        # number with strtol(), so text that is not a number means 0.
+        if _c_int(rest[1]) != 0:
+            raise UnixctlError("bad rx queue id.")
+        rest = rest[2:]
+    i = 0
+    while i < len(rest):
+        text = rest[i]
+        frame = _hex_frame(text)
+        if frame is None:
+            size = 0
+            if i + 1 < len(rest) and rest[i + 1] == "--len":
+                size = _packet_len(rest[i + 2] if i + 2 < len(rest) else None)
+                i += 2
+            frame = _flow_frame(text, size)
+        dev.inject([frame])
+        received = dev.recv(1)
+        if received:
+            daemon.forward(dp, odp, received)
+        i += 1
+    return ""
+
+
+#: OVS's ETH_TOTAL_MIN: ``--len`` asks for at least a minimum Ethernet frame.
+_MIN_FRAME = 60
+#: The largest ``--len`` we build. OVS builds any size an int holds (even
+#: 2 GB); past 65535 bytes no IP length field can describe the frame, and
+#: a test asking for more is a mistake that should not cost the daemon the
+#: memory.
+_MAX_FRAME = 65535
+#: dp_packet_put_hex()'s grammar: two-digit bytes, blanks only between them.
+_HEX_FRAME = re.compile(r"(?:[ \t\r\n]*[0-9a-fA-F]{2})*[ \t\r\n]*")
+#: What odp_flow_from_string() skips between attributes.
+_DELIMITERS = ", \t\r\n"
+
+
+def _dummy_port(daemon: Daemon, name: str) -> tuple[Datapath, int, DummyNetdev]:
+    """The datapath, port number and device of dummy port ``name``.
+
+    OVS answers "no such dummy netdev" alike for a name it does not know and
+    for a port of another kind (a tunnel, a patch port).
+    """
     for dp in daemon.datapaths.values():
         for odp, dev in dp.devices.items():
-            if dev.name != name:
-                continue
-            if not isinstance(dev, DummyNetdev):
-                raise UnixctlError(f"{name}: not a dummy port")
-            frame = _packet(packet, odp)
-            dev.inject([frame])
-            daemon.forward(dp, odp, dev.recv(64))
-            return ""
-    raise UnixctlError(f"no such dummy netdev: {name}")
+            if dev.name == name and isinstance(dev, DummyNetdev):
+                return dp, odp, dev
+    raise UnixctlError("no such dummy netdev")
 
 
-def _packet(text: str, odp: int) -> bytes:
-    compact = "".join(text.split())
-    if len(compact) >= 28 and all(c in "0123456789abcdefABCDEF" for c in compact):
-        return bytes.fromhex(compact)
+def _c_int(text: str) -> int:
+    """``text`` read as OVS reads a number here: C's strtol() base 10, stored in an int.
+
+    Leading blanks and a sign are taken, reading stops at the first
+    non-digit, no digits at all is 0, and the long is cut to 32 bits.
+    """
+    found = re.match(r"[ \t\n\v\f\r]*([+-]?[0-9]+)", text)
+    value = int(found[1]) if found else 0
+    value = max(-(2**63), min(2**63 - 1, value))
+    return (value + 2**31) % 2**32 - 2**31
+
+
+def _packet_len(text: str | None) -> int:
+    """The N of ``FLOW --len N``, refused as OVS refuses it."""
+    if text is None:
+        # OVS 3.1 reads past its arguments here and ovs-vswitchd crashes.
+        raise UnixctlError("--len needs a packet length after it")
+    size = _c_int(text)
+    if size < _MIN_FRAME:
+        raise UnixctlError("too small packet len")
+    if size > _MAX_FRAME:
+        raise UnixctlError(f"packet len {size} is too large (at most {_MAX_FRAME})")
+    return size
+
+
+def _hex_frame(text: str) -> bytes | None:
+    """``text`` as a frame in hex, or None when it is not one (then it may be a flow).
+
+    OVS takes two-digit bytes with blanks between them (not inside one) and
+    at least an Ethernet header, 14 bytes.
+    """
+    if _HEX_FRAME.fullmatch(text) is None:
+        return None
+    frame = bytes.fromhex("".join(text.split()))
+    return frame if len(frame) >= 14 else None
+
+
+def _flow_frame(text: str, size: int) -> bytes:
+    """The frame OVS makes of datapath flow ``text``, ``size`` bytes long when not 0.
+
+    Without a size the frame carries OVS's 64 bytes of payload; with one it
+    is built without payload and padded to ``size`` by :func:`_expand`, and
+    a frame already longer than ``size`` is refused with an empty error, as
+    OVS does. The port is the one named, whatever ``in_port()`` says.
+    """
     try:
         key, _ = parse_odp_flow(text)
-    except FlowParseError as exc:
-        raise UnixctlError(f"{exc}") from None
-    del odp  # the port is the one named, whatever in_port() says, as in OVS
-    return compose_packet(key)
+    except OdpKeyError as exc:
+        raise UnixctlError(str(exc)) from None
+    except FlowParseError:
+        raise UnixctlError(f"syntax error at {_failing_attribute(text)}") from None
+    if not size:
+        return compose_packet(key)
+    frame = compose_packet(key, l7_len=0)
+    if len(frame) > size:
+        raise UnixctlError("")
+    return _expand(frame, key, size) if len(frame) < size else frame
+
+
+def _failing_attribute(text: str) -> str:
+    """``text`` from the start of its first attribute that does not parse.
+
+    That is where odp_flow_from_string() says "syntax error at": it reads
+    one attribute after another and reports the rest of the text from the
+    one it could not read. The attributes are found by their parentheses,
+    and the first prefix of them that our parser refuses names the culprit.
+    """
+    spans = []
+    pos, n = 0, len(text)
+    while True:
+        while pos < n and text[pos] in _DELIMITERS:
+            pos += 1
+        if pos == n:
+            break
+        start, depth = pos, 0
+        while pos < n:
+            char = text[pos]
+            pos += 1
+            if char == "(":
+                depth += 1
+            elif char == ")":
+                depth -= 1
+                if depth <= 0:
+                    break
+            elif depth == 0 and char in _DELIMITERS:
+                pos -= 1
+                break
+        spans.append((start, pos))
+    for start, end in spans:
+        try:
+            parse_odp_flow(text[:end])
+        except OdpKeyError:
+            # The text reads; OVS refuses such a key only after reading it all.
+            continue
+        except FlowParseError:
+            return text[start:]
+    return text[spans[-1][0] :] if spans else text
+
+
+def _expand(frame: bytes, key: int, size: int) -> bytes:
+    """``frame`` (composed from ``key`` without payload) padded with zeros to ``size`` bytes.
+
+    As OVS's packet_expand(): an 802.3 frame's length field, the IPv4 total
+    length and header checksum and the IPv6 payload length are set for the
+    new size, and so are the L4 checksums (TCP, UDP, ICMP, IGMP, ICMPv6) of
+    all but later fragments. The UDP length is OVS's: it counts the padding
+    twice (the new L4 length plus the padding), so a frame grown by 40 bytes
+    has a UDP length 80 more than its bare header's 8.
+    """
+    flow = Flow.from_key(key)
+    extra = size - len(frame)
+    out = bytearray(frame) + bytes(extra)
+    if flow.dl_type == DL_TYPE_NONE:
+        # OVS writes the length where the EtherType is (the frame is 802.3).
+        out[12:14] = (len(out) & 0xFFFF).to_bytes(2, "big")
+        return bytes(out)
+    if flow.dl_type not in (0x0800, 0x86DD):
+        return bytes(out)
+    l3 = 14
+    for tci in (flow.vlan_tci, flow.vlan_tci1):
+        if not tci & VLAN_CFI:
+            break
+        l3 += 4
+    if flow.dl_type == 0x0800:
+        l4 = l3 + (out[l3] & 0x0F) * 4
+        total = len(out) - l3
+        out[l3 + 2 : l3 + 4] = (total & 0xFFFF).to_bytes(2, "big")
+        out[l3 + 10 : l3 + 12] = bytes(2)
+        out[l3 + 10 : l3 + 12] = checksum(out[l3:l4]).to_bytes(2, "big")
+        addresses = bytes(out[l3 + 12 : l3 + 20])
+    else:
+        # Our IPv6 fragments carry a fragment header (OVS's do not): the
+        # payload length counts it, the L4 header follows it.
+        l4 = l3 + 40 + (8 if flow.nw_frag & FRAG_ANY else 0)
+        out[l3 + 4 : l3 + 6] = ((len(out) - l3 - 40) & 0xFFFF).to_bytes(2, "big")
+        addresses = bytes(out[l3 + 8 : l3 + 40])
+    l4_len = len(out) - l4
+    proto = flow.nw_proto
+    if flow.nw_frag & FRAG_LATER:
+        return bytes(out)
+    if proto == 17:
+        out[l4 + 4 : l4 + 6] = ((l4_len + extra) & 0xFFFF).to_bytes(2, "big")
+    # Where each protocol keeps its checksum, and whether a pseudo-header counts.
+    at = {6: (16, True), 17: (6, True), 1: (2, False), 2: (2, False), 58: (2, True)}.get(proto)
+    if at is not None:
+        offset, pseudo = at
+        initial = 0
+        if pseudo:
+            # The ones'-complement sum of the addresses, length and protocol
+            # is the same for IPv4's pseudo-header layout as for IPv6's.
+            header = addresses + l4_len.to_bytes(4, "big") + proto.to_bytes(4, "big")
+            initial = ones_complement_sum(header)
+        out[l4 + offset : l4 + offset + 2] = bytes(2)
+        csum = checksum(out[l4:], initial)
+        if proto == 17 and csum == 0:
+            csum = 0xFFFF  # UDP's "no checksum" value is not a checksum
+        out[l4 + offset : l4 + offset + 2] = csum.to_bytes(2, "big")
+    return bytes(out)
