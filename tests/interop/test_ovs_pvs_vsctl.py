@@ -24,12 +24,14 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.daemon import wait_for_socket
+from tests.daemon import running_daemon, wait_for_socket
 from tests.interop.ovs_sandbox import SCHEMA, missing_programs
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
+
+    from tests.interop.ovs_sandbox import OvsSandbox
 
 pytestmark = pytest.mark.ovs
 
@@ -760,3 +762,81 @@ def test_wait_until_waits_for_the_database(sockets: tuple[Path, Path]) -> None:
             if proc.poll() is None:
                 proc.kill()
                 proc.communicate(timeout=10)
+
+
+# -- with the switches: interfaces the switch could not set up ---------------------------
+
+# Chains whose new interfaces both switches refuse, with the same reason.
+FAILING_CHAINS: list[list[str]] = [
+    ["add-port", "BR", "pp", "--", "set", "interface", "pp", "type=patch"],
+    # Two at once: one line each, in the order the chain added them.
+    [
+        "add-port",
+        "BR",
+        "vx",
+        "--",
+        "set",
+        "interface",
+        "vx",
+        "type=vxlan",
+        "--",
+        "add-port",
+        "BR",
+        "pq",
+        "--",
+        "set",
+        "interface",
+        "pq",
+        "type=patch",
+    ],
+    # Fixed: no error line at all.
+    ["set", "interface", "pp", "options:peer=pq"],
+]
+
+
+def test_failed_interfaces_are_reported_as_ovs_vsctl_reports_them(
+    ovs: OvsSandbox, tmp_path: Path
+) -> None:
+    # Each tool names its daemon's log directory ($OVS_LOGDIR, $PVS_LOGDIR).
+    logdir = tmp_path / "logs"
+    bridge = "vsctl-err"
+    with running_daemon(tmp_path / "run") as rundir:
+        env = {"PVS_RUNDIR": str(rundir), "PVS_LOGDIR": str(logdir), "PATH": "/usr/bin:/bin"}
+
+        def ours(args: list[str]) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "pyvswitch.cli.vsctl", "--timeout=20", *args],
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=30,
+                env=env,
+            )
+
+        def theirs(args: list[str]) -> subprocess.CompletedProcess[str]:
+            return ovs.run(
+                "ovs-vsctl", "--timeout=20", f"--db=unix:{ovs.db_sock}", *args, check=False
+            )
+
+        def seen(result: subprocess.CompletedProcess[str], where: Path) -> tuple[int, str, str]:
+            err = result.stderr.replace(f'"{where}"', '"LOGDIR"')
+            err = err.replace("ovs-vsctl:", "pvs-vsctl:").replace("ovs-vswitchd", "pvs-vswitchd")
+            return result.returncode, result.stdout, err
+
+        add_br = ["add-br", bridge, "--", "set", "bridge", bridge, "datapath_type=dummy"]
+        try:
+            assert ours(add_br).returncode == theirs(add_br).returncode == 0
+            for chain in FAILING_CHAINS:
+                args = [bridge if word == "BR" else word for word in chain]
+                assert seen(ours(args), logdir) == seen(theirs(args), ovs.dir), args
+            # What the first chain printed, in full.
+            args = [bridge if word == "BR" else word for word in FAILING_CHAINS[0]]
+            first = ours(["del-port", "pp", "--", *args])
+            assert first.returncode == 0
+            assert first.stderr == (
+                "pvs-vsctl: Error detected while setting up 'pp': pp: patch type requires "
+                "valid 'peer' argument.  See pvs-vswitchd log for details.\n"
+                f'pvs-vsctl: The default log directory is "{logdir}".\n'
+            )
+        finally:
+            theirs(["--if-exists", "del-br", bridge])

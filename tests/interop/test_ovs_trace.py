@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -390,3 +390,115 @@ def test_openflow_form_of_trace_matches_ovs(
         theirs = [x for x in theirs if not x.startswith("Megaflow:")]
         mine = [x for x in mine if not x.startswith("Megaflow:")]
     assert mine == theirs, "\n".join(["OURS:", *mine, "THEIRS:", *theirs])
+
+
+# ``ofproto/trace BRIDGE BR_FLOW``: the flow is read as Open vSwitch reads it
+# (parse_ofp_exact_flow()), not as add-flow reads a match, errors included.
+TRACE_FLOW_SYNTAX = [
+    # Errors, each of Open vSwitch's kinds.
+    "in_port=1,nosuchfield=1",
+    "in_port=1,priority=5",
+    "in_port=1,actions=drop",
+    "in_port=1,=5",
+    "in_port=1,nw_src=1.2.3.4",
+    "in_port=1,nw_src",
+    "in_port=1,nw_src=1.2.3.4,ip",
+    "in_port=1,ip,nw_src",
+    "in_port=1,ip,nw_src=zz",
+    "in_port=1,tcp_src=80",
+    "in_port=1,udp,tp_src=80",
+    "in_port=1,arp,nw_src=1.2.3.4",
+    "in_port=1,arp,nw_proto=1",
+    "in_port=1,icmp6,icmp_type=135",
+    "in_port=1,tcp,nw_frag=later,tp_src=1",
+    "in_port=1,icmp6,icmpv6_type=135,icmpv6_code=1,nd_target=::1",
+    "in_port=1,icmp6,icmpv6_type=135,nd_tll=00:00:00:00:00:01",
+    "in_port=1,vlan_pcp=3",
+    "in_port=1,tcp,tp_src=x",
+    "in_port=1,ip,nw_ttl",
+    "in_port=1,ip,nw_ttl=300",
+    "in_port=1,ip,nw_ttl=1/1",
+    "in_port=1,ip,nw_ttl=1/0",
+    "in_port=1,dl_type=0x800x",
+    "in_port=1,dl_type=0x10000",
+    "in_port=1,dl_src=zz",
+    "in_port=nosuch",
+    "in_port=1/1",
+    "in_port=1,ip,nw_src=1.2.3.4/24",
+    "in_port=1,ipv6,ipv6_src=::1/64",
+    "in_port=1,metadata=0x1/0x1",
+    "in_port=1,ip,nw_frag=yes",
+    "in_port=1,tcp,tcp_flags=+syn",
+    "in_port=1,tcp,tcp_flags=0x1000",
+    "in_port=1,tun_flags=+oam",
+    "in_port=1,tun_flags=oam/oam",
+    "in_port=1,ip,ip",
+    "in_port=1,tcp,udp",
+    "in_port=1,dl_type=0x0800,ip",
+    "in_port=1,ip,dl_type=0x0800",
+    "in_port=1,tcp,nw_proto=6",
+    "in_port=1,in_port=2",
+    "in_port=1,dl_src=00:00:00:00:00:01,eth_src=00:00:00:00:00:02",
+    "in_port=1,vlan_tci=0x1005,dl_vlan=6",
+    "in_port=1,ip,ip_dscp=10,nw_tos=8",
+    "in_port=1,tun_id=0x1,tunnel_id=0x2",
+    "in_port=1,icmp,icmp_type=8,icmp_type=0",
+    "in_port=1,tcp4",
+    # Accepted: the flows these spell, traced.
+    "ip",
+    "in_port=0,ip",
+    "in_port:1,ip",
+    "in_port(1),ip",
+    "in_port=1 tcp tp_src=80",
+    "in_port=1,ip4",
+    "in_port=1,ip6",
+    "in_port=1,ip=5",
+    "in_port=1,eth_type=0x0800,ip_src=1.2.3.4",
+    "in_port=1,ip,nw_proto=0,nw_proto=7",
+    "in_port=1,dl_vlan=0,dl_vlan=3",
+    "in_port=1,dl_vlan=0xffff",
+    "in_port=1,dl_vlan=5,vlan_pcp=3",
+    "in_port=1,ip,nw_ttl=0x1/0xff",
+    "in_port=1,ip,nw_tos=4,nw_ecn=1",
+    "in_port=1,ip,nw_frag=first",
+    "in_port=1,icmp,nw_frag=later,icmp_type=1",
+    "in_port=1,icmp6,icmpv6_type=135,nd_target=::1,nd_sll=00:00:00:00:00:01",
+    "in_port=1,tcp,tcp_flags=syn",
+    "in_port=1,tun_flags=oam",
+    "in_port=1,reg0=0,reg0=1",
+    "in_port=1,ip,nw_src=1.2.3.4/32",
+]
+
+
+def test_bridge_flow_syntax_of_trace_matches_ovs(ovs: OvsSandbox) -> None:
+    """Each BR_FLOW: the same error, or the same trace."""
+    from types import SimpleNamespace
+
+    from pyvswitch.vswitchd.oftrace import trace
+    from pyvswitch.vswitchd.unixctl import UnixctlError
+
+    sc = SCENARIOS["no-match"]
+    n = next(_SEQ)
+    names = {b: f"t{n}{b}" for b in sc.bridges}
+    names |= {p.name: f"t{n}{p.name}" for _, ports in sc.bridges.values() for p in ports}
+    _build_ovs(ovs, sc, names)
+    try:
+        ours = _build_ours(sc, names, _odp_ports(ovs))
+        daemon: Any = SimpleNamespace(
+            datapaths={"dummy": SimpleNamespace(ofp=ours)}, clock=lambda: 1.0
+        )
+        bridge = names["b0"]
+        mismatches = []
+        for flow in TRACE_FLOW_SYNTAX:
+            theirs = ovs.appctl("ofproto/trace", bridge, flow, check=False)
+            try:
+                mine = (0, trace(daemon, [bridge, flow]), "")
+            except UnixctlError as exc:
+                mine = (2, "", f"{exc}\n")
+            # ovs-appctl's last line names its target; the server's message is above it.
+            their_err = "".join(theirs.stderr.splitlines(keepends=True)[:-1])
+            if mine != (theirs.returncode, theirs.stdout, their_err):
+                mismatches.append(f"{flow}\n  OURS: {mine}\n  THEIRS: {theirs}")
+        assert not mismatches, "\n".join(mismatches)
+    finally:
+        ovs.vsctl("del-br", names["b0"])

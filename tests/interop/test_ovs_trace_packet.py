@@ -212,6 +212,10 @@ BAD_COMMANDS = [
     ["nosuch", "in_port(1)", GOOD],
     ["nosuch", "in_port=1", GOOD],
     ["BR", "in_port(1)", GOOD],
+    # The flow's own errors (tests/interop/test_ovs_trace.py has many more).
+    ["BR", "in_port=1,nosuchfield=1"],
+    ["BR", "in_port=1,nw_src=1.2.3.4", GOOD],
+    ["BR", "in_port=1,ip,nw_ttl=300", "-generate"],
     ["ovs-dummy", "in_port(99)", GOOD],
     ["ovs-dummy", f"eth(src={SRC})", GOOD],
     [],
@@ -251,5 +255,10 @@ def test_usage_errors_and_learning_match_ovs(ovs: OvsSandbox, rundir: Path) -> N
         theirs_fdb = _fdb(ovs.appctl("fdb/show", bridge).stdout)
         assert _fdb(_appctl(ours_target, "fdb/show", bridge).stdout) == theirs_fdb
         assert theirs_fdb == [f"    1     0  {SRC}"]
+        # A bridge that is not there: the same error, word for word.
+        theirs = ovs.appctl("fdb/show", "nosuch", check=False)
+        mine = _appctl(ours_target, "fdb/show", "nosuch")
+        assert (mine.returncode, mine.stderr.splitlines()[:-1]) == (2, ["no such bridge"])
+        assert (theirs.returncode, theirs.stderr.splitlines()[:-1]) == (2, ["no such bridge"])
     finally:
         subprocess.run([*theirs_vsctl, "del-br", bridge], check=True, timeout=30)

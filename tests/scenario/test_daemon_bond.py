@@ -46,7 +46,15 @@ def test_a_bond_is_refused_on_every_interface_until_it_is_one_port_again(rundir:
     added = vsctl(rundir, "add-bond", "br0", "bond0", "a2", "b3")
     # As ovs-vsctl does, the tool says which new interfaces failed, and succeeds.
     assert added.returncode == 0
-    assert "Error detected while setting up 'a2', 'b3'." in added.stderr
+    assert (
+        added.stderr
+        == "".join(
+            f"pvs-vsctl: Error detected while setting up '{iface}': {REFUSED}.  "
+            "See pvs-vswitchd log for details.\n"
+            for iface in ("a2", "b3")
+        )
+        + 'pvs-vsctl: The default log directory is "/var/log/pyvswitch".\n'
+    )
     for iface in ("a2", "b3"):
         assert vsctl(rundir, "get", "Interface", iface, "ofport", "error").stdout == (
             f'-1\n"{REFUSED}"\n'

@@ -82,3 +82,11 @@ def test_two_bridges_and_a_patch_pair_through_our_own_tools(rundir: Path) -> Non
     for _ in range(4):
         assert tool("appctl", rundir, "netdev-dummy/receive", "p1", ping).returncode == 0
     assert "hit:3 missed:1" in tool("appctl", rundir, "dpif/show").stdout
+
+
+def test_pvs_vsctl_names_the_log_directory_the_daemon_uses() -> None:
+    # pvs-vsctl keeps its own copy so as not to import the daemon at start-up.
+    from pyvswitch.cli import vsctl
+    from pyvswitch.vswitchd import daemon
+
+    assert vsctl.LOGDIR_DEFAULT == daemon.DEFAULT_LOGDIR

@@ -33,6 +33,9 @@ from typing import Any
 
 PROG = "pvs-vsctl"
 RUNDIR_DEFAULT = "/var/run/pyvswitch"
+# Where pvs-vswitchd --log-file writes unless $PVS_LOGDIR says otherwise
+# (vswitchd/daemon.py's DEFAULT_LOGDIR, not imported to keep start-up light).
+LOGDIR_DEFAULT = "/var/log/pyvswitch"
 # ovs-vsctl's ovsdb_token_is_delim(): characters that end an unquoted token.
 DELIMS = ":=, []{}!<>"
 UNLIMITED = 2**32 - 1  # UINT_MAX: what ovs-vsctl prints for "unlimited" maxima
@@ -2772,7 +2775,13 @@ def _run_chain(inv: Invocation, conn: Connection, args_text: str) -> list[Comman
 
 
 def _check_new_ifaces(conn: Connection, uuids: list[str]) -> None:
-    """Say which new interfaces the switch could not set up (post_db_reload_do_checks)."""
+    """Say which new interfaces the switch could not set up, and why (post_db_reload_do_checks).
+
+    As ovs-vsctl 3.1: one line per failed interface, in the order the chain
+    added them, with the switch's reason from the Interface ``error`` column
+    when it wrote one, then one line naming the daemon's log directory. These
+    are warnings: the chain committed, so the exit status stays 0.
+    """
     if not uuids:
         return
     selects = [
@@ -2780,23 +2789,27 @@ def _check_new_ifaces(conn: Connection, uuids: list[str]) -> None:
             "op": "select",
             "table": "Interface",
             "where": [["_uuid", "==", ["uuid", u]]],
-            "columns": ["name", "ofport"],
+            "columns": ["name", "ofport", "error"],
         }
         for u in uuids
     ]
     results = conn.call("transact", [conn.db_name, *selects])
-    failed = [
-        row["name"]
-        for result in results
-        for row in result.get("rows", [])
-        if row["ofport"] in (-1, ["set", []])
-    ]
-    if failed:
-        names = ", ".join(f"'{name}'" for name in failed)
-        sys.stderr.write(
-            f"{PROG}: Error detected while setting up {names}.  See the error column of "
-            "the Interface table for details.\n"
-        )
+    lines = []
+    for result in results:
+        for row in result.get("rows", []):
+            if row["ofport"] not in (-1, ["set", []]):
+                continue
+            # An empty optional column comes back as the empty set.
+            error = row["error"] if isinstance(row["error"], str) else ""
+            reason = f": {error}" if error else ""
+            lines.append(
+                f"{PROG}: Error detected while setting up '{row['name']}'{reason}.  "
+                "See pvs-vswitchd log for details.\n"
+            )
+    if lines:
+        logdir = os.environ.get("PVS_LOGDIR", LOGDIR_DEFAULT)
+        lines.append(f'{PROG}: The default log directory is "{logdir}".\n')
+        sys.stderr.write("".join(lines))
 
 
 def _run(inv: Invocation, conn: Connection, args_text: str) -> list[Command]:

@@ -164,7 +164,7 @@ def fdb_show(daemon: Daemon, name: str) -> str:
                 shown = "LOCAL" if port == OFPP_LOCAL else str(port)
                 lines.append(f"{shown:>5}  {vlan:4d}  {text}  {int(age):3d}")
             return "\n".join(lines) + "\n"
-    raise UnixctlError(f"no such bridge: {name}")
+    raise UnixctlError("no such bridge")
 
 
 def receive(daemon: Daemon, args: list[str]) -> str:

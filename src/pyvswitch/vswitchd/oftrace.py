@@ -11,6 +11,14 @@ tunnel) comes from the flow. ``-generate`` traces the flow as written, as if
 a packet made from it had arrived. Either way the trace has a real packet's
 side effects (NORMAL learns the source MAC), as in Open vSwitch.
 
+A ``BR_FLOW`` is read as Open vSwitch reads it (``parse_ofp_exact_flow()``),
+not as ``add-flow`` reads a match: each field must have its prerequisites
+before it (``ip,nw_src=...``, not ``nw_src=...,ip``), may be given once, and
+takes no mask; the errors are that function's (``unknown field``, ``bad
+value for``, ``prerequisites not met for setting``). Values Open vSwitch
+would silently cut (``nw_src=1.2.3.400``, ``dl_vlan=5000``, ``nw_tos=3``)
+are refused, as pvs-ofctl refuses them.
+
 Open vSwitch composes the ``-generate`` packet (``--l7`` and ``--l7-len``
 shape its payload) only for what it does with real packets beyond
 translation: executing controller and sampling actions, which pyvswitch
@@ -20,17 +28,39 @@ checked as Open vSwitch checks them and change nothing, there as here.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import TYPE_CHECKING
 
-from pyvswitch.flow.layout import DL_TYPE_NONE, FIELDS
-from pyvswitch.flow.match import FlowParseError
+from pyvswitch.flow.layout import (
+    DL_TYPE_NONE,
+    FIELDS,
+    FRAG_LATER,
+    VLAN_CFI,
+    VLAN_PCP_MASK,
+    VLAN_VID_MASK,
+)
+from pyvswitch.flow.match import FlowParseError, Match
 from pyvswitch.flow.odp_text import OdpKeyError, parse_odp_flow
-from pyvswitch.flow.ofp_text import parse_match
+from pyvswitch.flow.ofp_text import (
+    ETH_ARP,
+    ETH_IP,
+    ETH_IPV6,
+    ETH_RARP,
+    META_FIELDS,
+    SHORTHANDS,
+    TNL_FLAG_NAMES,
+    MetaField,
+    parse_field_value,
+    parse_flags,
+    unsupported_keyword,
+)
 from pyvswitch.ofproto.ofproto import OfprotoError
 from pyvswitch.vswitchd.unixctl import UnixctlError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Mapping
+
     from pyvswitch.vswitchd.daemon import Daemon, Datapath
 
 #: What ``list-commands`` shows, word for word Open vSwitch's.
@@ -169,8 +199,258 @@ def _trace_bridge(
         raise UnixctlError(f"{name}: unknown bridge")
     names = {p.name: p.ofport for p in dp.ofp.bridges[name].ports.values()}
     try:
-        match, _ = parse_match(flow_text, port_names=names)
+        key = parse_trace_flow(flow_text, port_names=names)
     except FlowParseError as exc:
-        raise UnixctlError(f"Bad openflow flow syntax: {flow_text}: {exc}") from None
-    text = dp.ofp.trace_openflow(name, match.value, daemon.clock(), packet, generated=generate)
+        raise UnixctlError(f"Bad openflow flow syntax: {exc}") from None
+    text = dp.ofp.trace_openflow(name, key, daemon.clock(), packet, generated=generate)
     return text + "\n"
+
+
+# -- BR_FLOW, as parse_ofp_exact_flow() reads it ---------------------------------------
+
+#: OpenFlow 1.0's "no port": the input port of a flow that names none.
+OFPP_NONE = 0xFFFF
+_OFP10_VLAN_NONE = 0xFFFF
+_IPPROTO_TCP, _IPPROTO_UDP, _IPPROTO_SCTP = 6, 17, 132
+_IPPROTO_ICMP, _IPPROTO_ICMPV6 = 1, 58
+_ND_SOLICIT, _ND_ADVERT = 135, 136
+
+#: Protocol keywords: add-flow's, and two more spellings the trace accepts.
+_PROTOCOLS = {**SHORTHANDS, "ip4": SHORTHANDS["ip"], "ip6": SHORTHANDS["ipv6"]}
+
+# Open vSwitch's name for a field when it is not the one typed (an alias): the
+# value errors name the field so ("bad syntax for eth_type value").
+_OVS_NAMES = {
+    "dl_type": "eth_type",
+    "ip_proto": "nw_proto",
+    "ip_ecn": "nw_ecn",
+    "nw_tos_shifted": "ip_dscp",
+    "tp_src": "tcp_src",
+    "tp_dst": "tcp_dst",
+    "tunnel_id": "tun_id",
+}
+
+# Where the trace's prerequisite differs from add-flow's. The trace reads
+# Open vSwitch's fields as they are: nw_src is IPv4's (add-flow also takes it
+# for ARP), tp_src is tcp_src, udp_src is UDP's, icmp_type is ICMPv4's, and
+# vlan_pcp (OpenFlow 1.2's) needs a VLAN tag.
+_TRACE_PREREQS = {
+    "nw_src": "ip4",
+    "nw_dst": "ip4",
+    "ip_src": "ip4",
+    "ip_dst": "ip4",
+    "nw_proto": "ip",
+    "ip_proto": "ip",
+    "tp_src": "tcp",
+    "tp_dst": "tcp",
+    "tcp_src": "tcp",
+    "tcp_dst": "tcp",
+    "udp_src": "udp",
+    "udp_dst": "udp",
+    "sctp_src": "sctp",
+    "sctp_dst": "sctp",
+    "icmp_type": "icmp4",
+    "icmp_code": "icmp4",
+    "icmpv6_type": "icmp6",
+    "icmpv6_code": "icmp6",
+    "vlan_pcp": "vlan",
+}
+
+
+def _value(m: Match, storage: str) -> int:
+    return m.get(storage)[0]
+
+
+def _l4(m: Match, dl_types: tuple[int, ...], proto: int) -> bool:
+    # Open vSwitch refuses TCP, UDP and SCTP ports on a later fragment, which
+    # has no L4 header; ICMP's type and code it allows there.
+    return (
+        _value(m, "dl_type") in dl_types
+        and _value(m, "nw_proto") == proto
+        and not _value(m, "nw_frag") & FRAG_LATER
+    )
+
+
+def _nd(m: Match, types: tuple[int, ...]) -> bool:
+    # Neighbour discovery: ICMPv6 of type solicit or advert, code 0.
+    return (
+        _value(m, "dl_type") == ETH_IPV6
+        and _value(m, "nw_proto") == _IPPROTO_ICMPV6
+        and _value(m, "tp_src") in types
+        and _value(m, "tp_dst") == 0
+    )
+
+
+_IP_ANY = (ETH_IP, ETH_IPV6)
+#: Each prerequisite (``mf_are_prereqs_ok()``), checked on the flow read so far.
+_PREREQ_OK: dict[str, Callable[[Match], bool]] = {
+    "ip4": lambda m: _value(m, "dl_type") == ETH_IP,
+    "ip6": lambda m: _value(m, "dl_type") == ETH_IPV6,
+    "ip": lambda m: _value(m, "dl_type") in _IP_ANY,
+    "arp": lambda m: _value(m, "dl_type") in (ETH_ARP, ETH_RARP),
+    "tcp": lambda m: _l4(m, _IP_ANY, _IPPROTO_TCP),
+    "udp": lambda m: _l4(m, _IP_ANY, _IPPROTO_UDP),
+    "sctp": lambda m: _l4(m, _IP_ANY, _IPPROTO_SCTP),
+    "icmp4": lambda m: _value(m, "dl_type") == ETH_IP and _value(m, "nw_proto") == _IPPROTO_ICMP,
+    "icmp6": lambda m: (
+        _value(m, "dl_type") == ETH_IPV6 and _value(m, "nw_proto") == _IPPROTO_ICMPV6
+    ),
+    "nd": lambda m: _nd(m, (_ND_SOLICIT, _ND_ADVERT)),
+    "nd_ns": lambda m: _nd(m, (_ND_SOLICIT,)),
+    "nd_na": lambda m: _nd(m, (_ND_ADVERT,)),
+    "vlan": lambda m: bool(_value(m, "vlan_tci") & VLAN_CFI),
+}
+
+_PAIR_DELIMS = ", \t\r\n"
+
+
+def _value_end(text: str, pos: int, delims: str) -> int:
+    """Where a value that starts at ``pos`` ends: at a delimiter outside parentheses."""
+    while pos < len(text) and text[pos] not in delims:
+        if text[pos] != "(":
+            pos += 1
+            continue
+        level = 0
+        while True:
+            if pos >= len(text):
+                return pos
+            level += {"(": 1, ")": -1}.get(text[pos], 0)
+            pos += 1
+            if level <= 0:
+                break
+    return pos
+
+
+def _key_values(text: str) -> Iterator[tuple[str, str]]:
+    """The ``KEY=VALUE`` pairs of a flow, split as ``ofputil_parse_key_value()`` splits.
+
+    A key ends at ``=``, ``:``, ``(`` or a delimiter (then its value is
+    empty); a value after ``(`` runs to the matching ``)``.
+    """
+    pos = 0
+    while True:
+        while pos < len(text) and text[pos] in _PAIR_DELIMS:
+            pos += 1
+        if pos >= len(text):
+            return
+        start = pos
+        while pos < len(text) and text[pos] not in ":=(" + _PAIR_DELIMS:
+            pos += 1
+        key = text[start:pos]
+        delim = text[pos : pos + 1]
+        pos += len(delim)
+        if delim in (":", "="):
+            value_delims = _PAIR_DELIMS
+        elif delim == "(":
+            value_delims = ")"
+        else:
+            yield key, ""
+            continue
+        start = pos
+        pos = _value_end(text, pos, value_delims)
+        if delim == "(" and text[pos : pos + 3] == ")->":
+            pos = _value_end(text, pos, _PAIR_DELIMS)
+        yield key, text[start:pos]
+        pos += pos < len(text)
+
+
+def _field_value(m: Match, field: MetaField) -> int:
+    """The field's value in the flow so far, as Open vSwitch reads the field."""
+    if field.kind == "tunmd":
+        index = int(field.name.removeprefix("tun_metadata"))
+        return _value(m, "tun_md_present") >> index & 1
+    if field.kind == "vid":
+        return _value(m, field.storage) & VLAN_VID_MASK
+    return _value(m, field.storage) >> field.shift & ((1 << field.bits) - 1)
+
+
+def _parse_exact(field: MetaField, text: str, ports: Mapping[str, int] | None, name: str) -> int:
+    """The value ``text`` gives ``field``, refusing a mask that is not all ones."""
+    full = (1 << field.bits) - 1
+    if field.kind == "port":
+        if "/" in text:
+            # A port takes no mask: the whole text is read as the port.
+            raise FlowParseError(f"{text}: invalid or unknown port for in_port")
+        return parse_field_value(field, text, ports, name)[0]
+    if field.kind == "tunflags":
+        # Flags given with a mask ("+oam", "1/1") leave the others wildcarded.
+        value, given = parse_flags(text, TNL_FLAG_NAMES, "tunnel", full)
+        mask = full if given is None else 0
+    elif "/" in text and not field.maskable:
+        # A field without masks still takes an all-ones (or all-zeros) one.
+        value, mask = parse_field_value(
+            dataclasses.replace(field, maskable=True), text, None, name
+        )
+        if mask not in (0, full):
+            raise FlowParseError(f"{text}: invalid mask for field {name}")
+    else:
+        value, mask = parse_field_value(field, text, ports, name)
+    if mask != full:
+        raise FlowParseError(f"{text}: wildcards not allowed here")
+    return value
+
+
+def _set(m: Match, field: MetaField, value: int) -> Match:
+    """The flow with ``field`` set to ``value``, as ``mf_set_flow_value()`` sets it."""
+    if field.kind == "tunmd":
+        index = int(field.name.removeprefix("tun_metadata"))
+        present = _value(m, "tun_md_present") | 1 << index
+        return m.with_field(field.storage, value).with_field("tun_md_present", present)
+    if field.kind == "vid":
+        if value == _OFP10_VLAN_NONE:
+            # dl_vlan=0xffff is OpenFlow 1.0's "no VLAN tag".
+            return m.with_field(field.storage, 0)
+        if value > VLAN_VID_MASK:
+            # Open vSwitch keeps the low 12 bits; tracing another VLAN than
+            # the one typed would mislead more than a refusal.
+            raise FlowParseError(f"{value}: VLAN ID out of range 0..4095 in {field.name}")
+        return m.with_field(field.storage, value | VLAN_CFI, VLAN_VID_MASK | VLAN_CFI)
+    if field.kind == "pcp":
+        return m.with_field(field.storage, value << 13 | VLAN_CFI, VLAN_PCP_MASK | VLAN_CFI)
+    if field.name == "nw_tos" and value & 0x03:
+        raise FlowParseError(
+            f"{value}: nw_tos holds the DSCP bits of the ToS byte, so it must be a "
+            "multiple of 4 (use nw_ecn for the low two bits)"
+        )
+    if field.name == "nw_tos":
+        return m.with_field("nw_tos", value, 0xFC)
+    mask = (1 << field.bits) - 1
+    return m.with_field(field.storage, value << field.shift, mask << field.shift)
+
+
+def parse_trace_flow(text: str, port_names: Mapping[str, int] | None = None) -> int:
+    """The flow key of ``ofproto/trace BRIDGE BR_FLOW``, read as Open vSwitch 3.1 reads it.
+
+    Raises :class:`FlowParseError` with Open vSwitch's message (the flow,
+    then what is wrong with it); fields pyvswitch lacks are refused by name.
+    A flow without an input port comes from ``OFPP_NONE``.
+    """
+    m = Match()
+    for key, value_text in _key_values(text):
+        if key in _PROTOCOLS:
+            if _value(m, "dl_type"):
+                raise FlowParseError(f"{text}: Ethernet type set multiple times")
+            dl_type, proto = _PROTOCOLS[key]
+            m = m.with_field("dl_type", dl_type)
+            if proto is not None:
+                m = m.with_field("nw_proto", proto)
+            continue
+        refusal = unsupported_keyword(key)
+        if refusal is not None:
+            raise FlowParseError(f"{text}: {refusal}")
+        field = META_FIELDS.get(key)
+        if field is None:
+            raise FlowParseError(f"{text}: unknown field {key}")
+        prereq = _TRACE_PREREQS.get(key, field.prereq)
+        if prereq is not None and not _PREREQ_OK[prereq](m):
+            raise FlowParseError(f"{text}: prerequisites not met for setting {key}")
+        if _field_value(m, field):
+            raise FlowParseError(f"{text}: field {key} set multiple times")
+        try:
+            value = _parse_exact(field, value_text, port_names, _OVS_NAMES.get(key, key))
+            m = _set(m, field, value)
+        except FlowParseError as exc:
+            raise FlowParseError(f"{text}: bad value for {key} ({exc})") from None
+    if not _value(m, "in_port"):
+        m = m.with_field("in_port", OFPP_NONE)
+    return m.value
