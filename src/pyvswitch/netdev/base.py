@@ -11,7 +11,10 @@ Life cycle
        :class:`NetdevOptionError` naming the first bad one before changing
        anything; then applies them (this is where a provider opens its socket,
        tap file descriptor or pcap files). It may be called again with new
-       options; a failed call leaves the device as it was.
+       options; a failed call leaves the device as it was. An option the
+       provider does not know is refused, unless the provider overrides
+       :meth:`Netdev.on_unknown_options` (the dummy provider ignores it with a
+       warning, as Open vSwitch's dummy ignores it).
     3. Packets move with :meth:`recv` and :meth:`send`; the owner polls
        :meth:`fileno` when it is not None.
     4. ``close()``: releases everything. The device is unusable afterwards;
@@ -142,15 +145,25 @@ class Netdev:
         """Validate and apply ``options`` (see the contract in the module docstring)."""
         unknown = sorted(set(options) - self.options)
         if unknown:
-            raise NetdevOptionError(
-                f"{self.name}: unknown option {unknown[0]!r} for a {self.type} interface"
-                + (
-                    f" (it takes: {', '.join(sorted(self.options))})"
-                    if self.options
-                    else " (it takes no options)"
-                )
-            )
+            self.on_unknown_options(unknown)
         self._config = dict(options)
+
+    def on_unknown_options(self, names: Sequence[str]) -> None:
+        """Called by :meth:`configure` with the options not in :attr:`options` (sorted).
+
+        It refuses them by raising :class:`NetdevOptionError` naming the
+        first; a provider that accepts them anyway overrides it, and should
+        check its other options before it calls ``Netdev.configure``, so that it
+        does not accept unknown options for a configuration it then refuses.
+        """
+        raise NetdevOptionError(
+            f"{self.name}: unknown option {names[0]!r} for a {self.type} interface"
+            + (
+                f" (it takes: {', '.join(sorted(self.options))})"
+                if self.options
+                else " (it takes no options)"
+            )
+        )
 
     def get_config(self) -> dict[str, str]:
         """The options in force."""

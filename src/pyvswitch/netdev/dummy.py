@@ -7,12 +7,27 @@ in OVS: ``pcap=FILE`` records both directions in one file, ``rxq_pcap=FILE``
 what the port receives, ``tx_pcap=FILE`` what it sends. Timestamps come from
 the clock function the owner sets (:attr:`DummyNetdev.clock`), so a test can
 make captures reproducible.
+
+Open vSwitch's netdev-dummy reads a few more options, and ignores whatever
+else it is given. So does this provider: ``ifindex=N`` gives the port the
+interface index the ``Interface`` table shows (read as OVS reads an integer
+option); ``n_rxq``, ``n_txq`` and ``numa_id`` only matter to OVS's
+``dummy-pmd`` ports and are accepted and ignored, as OVS's ``dummy`` ports do;
+``stream`` and ``pstream`` (OVS's packet connections to other processes) are
+accepted but not supported, with a warning. An option no Open vSwitch dummy
+knows is ignored too, but with a warning naming it, so a typo shows in the
+log. Each port takes its Ethernet address from one counter in the order ports
+are created, ``aa:55:aa:55:00:01`` first, as netdev-dummy numbers them: a
+port deleted and added again is a new device with a new address.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import itertools
+import logging
+import re
 import time
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, ClassVar
@@ -22,12 +37,46 @@ from pyvswitch.netdev.registry import register_provider
 from pyvswitch.packet.pcap import PcapWriter
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping
+    from collections.abc import Callable, Iterable, Mapping, Sequence
     from ipaddress import IPv4Interface, IPv6Interface
+
+log = logging.getLogger("pyvswitch.netdev_dummy")
 
 #: Frames a dummy port holds for the switch before it drops new ones, so that
 #: a test that injects without polling cannot grow memory without bound.
 RX_QUEUE_LIMIT = 65536
+
+#: The options Open vSwitch 3.1's netdev-dummy reads.
+KNOWN_OPTIONS = frozenset(
+    ("ifindex", "n_rxq", "n_txq", "numa_id", "pcap", "pstream", "rxq_pcap", "stream", "tx_pcap")
+)
+#: The options that name capture files.
+PCAP_OPTIONS = ("pcap", "rxq_pcap", "tx_pcap")
+#: Known options this provider does not implement (warned about when set).
+UNSUPPORTED_OPTIONS = ("stream", "pstream")
+
+# Open vSwitch numbers its dummy devices from 0xaa550000 in the order they are
+# created, and its dummy datapath makes the first one for itself (its local
+# port "ovs-dummy", which we do not have): starting at the next number gives a
+# bridge and its ports the addresses Open vSwitch gives them.
+_NEXT_ADDRESS = itertools.count(0xAA550001)
+
+#: An integer option as OVS's smap_get_int() reads it (strtol, base 10, whole text).
+_INT_OPTION = re.compile(r"[ \t\n\v\f\r]*[+-]?[0-9]+")
+_INT_MIN, _INT_MAX = -(1 << 31), (1 << 31) - 1
+
+
+def parse_int_option(text: str) -> int | None:
+    """``text`` as a C int the way Open vSwitch reads an integer option; None if it is not one.
+
+    Leading white space and a sign are allowed, digits are decimal (``010``
+    is ten), and anything after them, or a value out of ``int`` range, makes
+    the whole option count as not given.
+    """
+    if _INT_OPTION.fullmatch(text) is None:
+        return None
+    value = int(text)
+    return value if _INT_MIN <= value <= _INT_MAX else None
 
 
 @register_provider
@@ -35,7 +84,7 @@ class DummyNetdev(Netdev):
     """An in-memory port (type ``dummy``)."""
 
     type: ClassVar[str] = "dummy"
-    options: ClassVar[frozenset[str]] = frozenset(("pcap", "rxq_pcap", "tx_pcap"))
+    options: ClassVar[frozenset[str]] = KNOWN_OPTIONS
 
     def __init__(self, name: str) -> None:
         super().__init__(name)
@@ -43,10 +92,11 @@ class DummyNetdev(Netdev):
         self._tx: collections.deque[bytes] = collections.deque()
         self._pcaps: dict[str, tuple[IO[bytes], PcapWriter]] = {}
         self.clock: Callable[[], float] = time.time
-        # A locally administered address derived from the name, so two dummy
-        # ports never share one (OVS's netdev-dummy does the same).
-        digest = sum(name.encode()) & 0xFFFF
-        self._mac = bytes((0xAA, 0x55, 0xAA, 0x55, digest >> 8, digest & 0xFF))
+        # aa:55 and the device's number: no two dummy devices share one.
+        number = next(_NEXT_ADDRESS) & 0xFFFFFFFF
+        self._mac = b"\xaa\x55" + number.to_bytes(4, "big")
+        #: The interface index ``options:ifindex`` gives (None: none, as OVS's -EOPNOTSUPP).
+        self.ifindex: int | None = None
         # The addresses netdev-dummy/ip4addr and ip6addr give the port: one of
         # each family at most, a new one replacing the old, as in Open vSwitch.
         self.in4: IPv4Interface | None = None
@@ -58,19 +108,22 @@ class DummyNetdev(Netdev):
         return [a for a in (self.in4, self.in6) if a is not None]
 
     def configure(self, options: Mapping[str, str]) -> None:
-        super_options = dict(options)
-        for key in ("pcap", "rxq_pcap", "tx_pcap"):
+        for key in PCAP_OPTIONS:
             if key in options and not options[key]:
                 raise NetdevOptionError(f"{self.name}: option {key} needs a file name")
-        for key, value in options.items():
-            if key in self.options and value and not Path(value).parent.is_dir():
+        for key in PCAP_OPTIONS:
+            value = options.get(key)
+            if value and not Path(value).parent.is_dir():
                 raise NetdevOptionError(
                     f"{self.name}: option {key}: directory of {value!r} does not exist"
                 )
-        super().configure(super_options)
+        # Everything is checked: from here on the options are applied.
+        super().configure(options)
+        self._warn_about(options)
+        self.ifindex = parse_int_option(options["ifindex"]) if "ifindex" in options else None
         self._close_pcaps()
         opened: dict[str, IO[bytes]] = {}
-        for key in ("pcap", "rxq_pcap", "tx_pcap"):
+        for key in PCAP_OPTIONS:
             path = options.get(key)
             if path is None:
                 continue
@@ -79,6 +132,31 @@ class DummyNetdev(Netdev):
             stream = opened[path]
             existing = next((w for s, w in self._pcaps.values() if s is stream), None)
             self._pcaps[key] = (stream, existing or PcapWriter(stream))
+
+    def on_unknown_options(self, names: Sequence[str]) -> None:
+        """Open vSwitch's dummy ignores options it does not know; we do, with a warning."""
+        for name in names:
+            log.warning(
+                "%s: ignoring unknown option %r (a dummy interface takes: %s)",
+                self.name,
+                name,
+                ", ".join(sorted(self.options)),
+            )
+
+    def _warn_about(self, options: Mapping[str, str]) -> None:
+        """Warn about the known options that are accepted but do nothing here."""
+        for key in UNSUPPORTED_OPTIONS:
+            if key in options:
+                log.warning(
+                    "%s: option %s is not supported by pyvswitch's dummy interface (ignored)",
+                    self.name,
+                    key,
+                )
+        if "ifindex" in options and parse_int_option(options["ifindex"]) is None:
+            # Open vSwitch silently treats it as not given; a typo should show.
+            log.warning(
+                "%s: option ifindex %r is not an integer (ignored)", self.name, options["ifindex"]
+            )
 
     def _record(self, keys: tuple[str, ...], frames: Iterable[bytes]) -> None:
         writers = {id(w): w for k, (_, w) in self._pcaps.items() if k in keys}

@@ -46,7 +46,6 @@ that use them are restored but match nothing until the map is added again).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -88,6 +87,7 @@ from pyvswitch.ofproto.flow_dump import (
     sort_rules,
 )
 from pyvswitch.vswitchd.flowstore import FlowStoreError
+from pyvswitch.vswitchd.status import vport_mac
 from pyvswitch.vswitchd.unixctl import UNLIMITED, UnixctlError
 
 if TYPE_CHECKING:
@@ -828,9 +828,9 @@ def _mac(dp: Datapath, port: OfPort) -> bytes:
     device = dp.devices.get(port.odp_port) if port.odp_port is not None else None
     if device is not None:
         return device.mac
-    # A patch port has no device: a locally administered address made from
-    # its name stands in (Open vSwitch picks a random one).
-    return bytes([0x02]) + hashlib.sha256(port.name.encode()).digest()[:5]
+    # A patch or tunnel port has no device: the address its Interface's
+    # mac_in_use shows stands in (Open vSwitch picks a random one).
+    return vport_mac(port.name)
 
 
 def _port_desc(dp: Datapath, port: OfPort, version: int) -> list[str]:

@@ -2,21 +2,28 @@
 
 Open vSwitch keeps the ``Interface`` table telling what is running:
 ``admin_state`` and ``link_state`` (``up``/``down``), ``mtu``,
-``mac_in_use``, ``ifindex``, and every few seconds ``statistics``. This
-module works out those columns from the devices and ofproto's ports and
-returns only the updates that change something, so an idle switch does not
-write at all.
+``mac_in_use``, ``ifindex``, ``link_resets``, and every few seconds
+``statistics``. This module works out those columns from the devices and
+ofproto's ports and returns only the updates that change something, so an
+idle switch does not write at all.
 
 Per kind of interface, as ovs-vswitchd 3.1 writes them:
 
-* a device the daemon drives: its state, MTU and Ethernet address; ``ifindex``
-  0 for a dummy device (a real device's ifindex is not known to the netdev
-  contract yet, so it is left alone); statistics: for a dummy device the four
-  counters Open vSwitch's netdev-dummy reports (``rx_packets``, ``rx_bytes``,
-  ``tx_packets``, ``tx_bytes``, without its per-queue and test-only custom
-  counters), for other devices every counter the device keeps;
-* a patch port (no device): ``up``, no MTU, ``ifindex`` 0, and its four
-  packet and byte counters from ofproto; a tunnel port the same, plus in
+* a device the daemon drives: its state, MTU and Ethernet address; for a
+  dummy device (a bridge's own port on a dummy datapath included) ``ifindex``
+  from its ``options:ifindex`` (0 without one, or for a negative one) and
+  ``link_resets`` 0, as netdev-dummy counts no carrier changes. A real
+  device's ifindex and carrier resets are not known to the netdev contract
+  yet, so those two columns are left alone. Statistics: for a dummy device
+  the four counters Open vSwitch's netdev-dummy reports (``rx_packets``,
+  ``rx_bytes``, ``tx_packets``, ``tx_bytes``, without its per-queue and
+  test-only custom counters), for other devices every counter the device
+  keeps;
+* a patch port (no device): ``up``, no MTU, ``ifindex`` 0, ``link_resets``
+  0, and its four packet and byte counters from ofproto. Its ``mac_in_use``
+  is :func:`vport_mac` of its name, the address ``pvs-ofctl show`` gives it
+  (Open vSwitch makes a random one each time it creates the port, so there is
+  no value of its to copy). A tunnel port the same, plus in
   ``status`` the device its remote address routes by
   (``tunnel_egress_iface``) and whether that device has a carrier
   (``tunnel_egress_iface_carrier``). Open vSwitch 3.1 writes these only when
@@ -33,6 +40,7 @@ the copies it sent), as ovs-vswitchd does.
 
 from __future__ import annotations
 
+import hashlib
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 if TYPE_CHECKING:
@@ -52,7 +60,18 @@ STATS_INTERVAL_MS = 5000
 #: The counters Open vSwitch's dummy netdev reports under their standard names.
 DUMMY_COUNTERS = ("rx_packets", "rx_bytes", "tx_packets", "tx_bytes")
 #: The status columns, without ``statistics``.
-STATUS_COLUMNS = ("admin_state", "link_state", "mtu", "mac_in_use", "ifindex")
+STATUS_COLUMNS = ("admin_state", "link_state", "mtu", "mac_in_use", "ifindex", "link_resets")
+
+
+def vport_mac(name: str) -> bytes:
+    """The Ethernet address of a port without a device (patch, tunnel) called ``name``.
+
+    Open vSwitch gives each such port a random address when it creates it
+    (netdev-vport), so ``ovs-vsctl`` and ``ovs-ofctl show`` show a new one
+    after every restart. Ours is locally administered and made from the name
+    instead, so it stays the same and every command shows the same one.
+    """
+    return b"\x02" + hashlib.sha256(name.encode()).digest()[:5]
 
 
 def stats_interval_ms(db: Database) -> int:
@@ -77,9 +96,16 @@ def _state(up: bool) -> str:
 
 def wanted_status(running: Running) -> dict[str, Datum]:
     """The status columns (as datums) for one running interface."""
-    dev = running[0]
+    dev, port = running
     if dev is None:
-        return {"admin_state": ("up",), "link_state": ("up",), "mtu": (), "ifindex": (0,)}
+        return {
+            "admin_state": ("up",),
+            "link_state": ("up",),
+            "mtu": (),
+            "mac_in_use": (_mac_text(vport_mac(port.name)),),
+            "ifindex": (0,),
+            "link_resets": (0,),
+        }
     status: dict[str, Datum] = {
         "admin_state": (_state(dev.up),),
         "link_state": (_state(dev.carrier),),
@@ -87,7 +113,10 @@ def wanted_status(running: Running) -> dict[str, Datum]:
         "mac_in_use": (_mac_text(dev.mac),),
     }
     if dev.type == "dummy":
-        status["ifindex"] = (0,)
+        # Open vSwitch writes a negative (or no) interface index as 0.
+        ifindex = getattr(dev, "ifindex", None)
+        status["ifindex"] = (max(ifindex, 0) if isinstance(ifindex, int) else 0,)
+        status["link_resets"] = (0,)
     return status
 
 
