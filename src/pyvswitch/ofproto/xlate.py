@@ -789,13 +789,18 @@ def _check_gratuitous_arp(ctx: _Ctx) -> bool:
 
 def _normal(ctx: _Ctx, last: bool) -> None:
     bridge, flow = ctx.bridge, ctx.flow
-    in_port = bridge.ports.get(flow.in_port)
-    if in_port is None:
-        ctx.detail("-> no input port: dropping")
-        return
-    # The MACs are looked at before the VLAN check, as in Open vSwitch.
+    # The MACs are looked at first, before the input port and the VLAN
+    # checks, as in Open vSwitch.
     ctx.consult_field("dl_src")
     ctx.consult_field("dl_dst")
+    in_port = bridge.ports.get(flow.in_port)
+    if in_port is None:
+        if flow.in_port in (ofp.OFPP_NONE, ofp.OFPP_CONTROLLER):
+            _normal_from_nowhere(ctx)
+        else:
+            ctx.warning(f"received packet on unknown port {flow.in_port}")
+            ctx.error("no input bundle, dropping")
+        return
     if mirror.normal_drops_input(ctx, in_port):
         return
     vlan = mirror.input_vlan(
@@ -839,6 +844,34 @@ def _normal(ctx: _Ctx, last: bool) -> None:
         return
     ctx.detail("-> forwarding to learned port")
     _normal_output(ctx, learned, vlan, last)
+
+
+def _normal_from_nowhere(ctx: _Ctx) -> None:
+    """NORMAL for a packet from no port (a trace without ``in_port``, a controller's packet).
+
+    As Open vSwitch's ofpp_none_bundle: a trunk that carries every VLAN and
+    learns nothing; the packet goes where its destination was learned, else
+    to every port that carries its VLAN.
+    """
+    bridge, flow = ctx.bridge, ctx.flow
+    vlan = 0
+    if flow.vlan_tci & VLAN_CFI:
+        ctx.consult_field("vlan_tci")
+        vlan = flow.vlan_tci & 0x0FFF
+    dst = flow.dl_dst
+    out = None
+    if not dst >> 40 & 1:
+        ctx.tags.add(mac_tag(bridge, vlan, dst))
+        out = bridge.macs.lookup(dst, vlan, ctx.now)
+    learned = bridge.ports.get(out) if out is not None else None
+    if learned is not None:
+        ctx.detail("-> forwarding to learned port")
+        _normal_output(ctx, learned, vlan)
+        return
+    ctx.detail("-> no learned MAC for destination, flooding")
+    for port in list(bridge.ports.values()):
+        if port.carries(vlan) and not mirror.is_reserved(bridge, port):
+            _normal_output(ctx, port, vlan)
 
 
 def _normal_output(

@@ -453,4 +453,9 @@ def parse_trace_flow(text: str, port_names: Mapping[str, int] | None = None) -> 
             raise FlowParseError(f"{text}: bad value for {key} ({exc})") from None
     if not _value(m, "in_port"):
         m = m.with_field("in_port", OFPP_NONE)
+    for tpid, tci in (("vlan_tpid", "vlan_tci"), ("vlan_tpid1", "vlan_tci1")):
+        # A tag given by its VLAN is an 802.1Q tag, as OVS's flow has it; the
+        # key records a tag's presence by its TPID (translation reads it).
+        if _value(m, tci) & VLAN_CFI and not _value(m, tpid):
+            m = m.with_field(tpid, 0x8100)
     return m.value
