@@ -121,14 +121,25 @@ class Ofproto:
     # -- configuration ------------------------------------------------------------
 
     def add_bridge(
-        self, name: str, fail_mode: str = "standalone", local_odp_port: int | None = None
+        self,
+        name: str,
+        fail_mode: str = "standalone",
+        local_odp_port: int | None = None,
+        *,
+        with_local_port: bool = True,
     ) -> Bridge:
-        """A new bridge with its LOCAL port (an internal datapath port named after it)."""
+        """A new bridge with its LOCAL port (an internal datapath port named after it).
+
+        With ``with_local_port=False`` the caller adds that port later
+        (``add_port(name, name, "internal", OFPP_LOCAL)``), as ovs-vswitchd
+        adds it after the ports that ask for a number.
+        """
         if name in self.bridges:
             raise OfprotoError(f"{name}: a bridge with this name already exists")
         bridge = Bridge(name, fail_mode)
         self.bridges[name] = bridge
-        self.add_port(name, name, "internal", OFPP_LOCAL, odp_port=local_odp_port)
+        if with_local_port:
+            self.add_port(name, name, "internal", OFPP_LOCAL, odp_port=local_odp_port)
         return bridge
 
     def del_bridge(self, name: str) -> None:

@@ -10,9 +10,11 @@ in the database is removed, deletions first, as Open vSwitch's
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pyvswitch.ofproto.mac_learning import MAC_DEFAULT_MAX, MAC_ENTRY_DEFAULT_IDLE
 from pyvswitch.ofproto.mirror import Mirror
 
 if TYPE_CHECKING:
@@ -84,6 +86,11 @@ class BridgeConfig:
     mirrors: tuple[MirrorConfig, ...] = field(default=())
     #: ``other_config:hwaddr``: the bridge's own MAC, when set and valid.
     hwaddr: bytes | None = None
+    #: ``other_config:mac-aging-time`` and ``mac-table-size`` as Open vSwitch
+    #: reads them (0, unset or not a number: the default); the MAC table
+    #: keeps them within its bounds (mac_learning.py).
+    mac_aging_time: int = int(MAC_ENTRY_DEFAULT_IDLE)
+    mac_table_size: int = MAC_DEFAULT_MAX
 
 
 def _scalar(datum: tuple[Any, ...]) -> Any:
@@ -117,6 +124,9 @@ def read_config(db: Database) -> tuple[list[BridgeConfig], int]:
                 datapath_type=str(_scalar(row["datapath_type"]) or ""),
                 fail_mode=str(_scalar(row["fail_mode"]) or "standalone"),
                 hwaddr=_hwaddr(row),
+                mac_aging_time=_other_config_int(row, "mac-aging-time")
+                or int(MAC_ENTRY_DEFAULT_IDLE),
+                mac_table_size=_other_config_int(row, "mac-table-size") or MAC_DEFAULT_MAX,
                 ports=tuple(sorted(ports, key=lambda p: p.name)),
                 mirrors=tuple(
                     _mirror_config(m, mirror_rows[m], ports_rows)
@@ -126,6 +136,24 @@ def read_config(db: Database) -> tuple[list[BridgeConfig], int]:
             )
         )
     return sorted(bridges, key=lambda b: b.name), next_cfg
+
+
+#: What C's strtoll() takes in base 10, with nothing after it (OVS's str_to_int()).
+_C_INT = re.compile(r"[ \t\n\v\f\r]*[+-]?[0-9]+")
+_INT_RANGE = (-(1 << 31), (1 << 31) - 1)
+
+
+def _other_config_int(row: Mapping[str, Any], key: str) -> int:
+    """``other_config:KEY`` as Open vSwitch's smap_get_int(..., 0) reads it.
+
+    A whole decimal number within a C int (leading blanks and a sign
+    allowed); anything else, or no value, is 0.
+    """
+    text = dict(row["other_config"]).get(key)
+    if not isinstance(text, str) or _C_INT.fullmatch(text) is None:
+        return 0
+    value = int(text)
+    return value if _INT_RANGE[0] <= value <= _INT_RANGE[1] else 0
 
 
 def _hwaddr(row: Mapping[str, Any]) -> bytes | None:

@@ -71,6 +71,8 @@ tunnel_log = logging.getLogger("pyvswitch.tunnel")
 netdev_log = logging.getLogger("pyvswitch.netdev")
 
 OFPP_LOCAL = 0xFFFE
+#: The signals that stop the daemon cleanly, as SIGTERM and SIGINT stop ovs-vswitchd.
+STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
 DEFAULT_RUNDIR = "/var/run/pyvswitch"
 BATCH = 64
 
@@ -89,6 +91,11 @@ def dummy_odp_port(name: str) -> int | None:
     # Port 0 is not given out by number (OVS's choose_port() wants a
     # positive one): "vif0" gets the first free port, like a name without digits.
     return number if 0 < number < 1 << 16 else None
+
+
+def _datapath_kind(bridge: BridgeConfig) -> str:
+    """The datapath a bridge runs on: ``dummy``, or ``netdev`` for every other type."""
+    return "dummy" if bridge.datapath_type == "dummy" else "netdev"
 
 
 def _device_mac(dp: Datapath, name: str) -> int | None:
@@ -121,6 +128,15 @@ def _add_order(ports: tuple[PortConfig, ...]) -> list[PortConfig]:
         ports,
         key=lambda p: (p.interface.ofport_request is None, p.interface.ofport_before is None),
     )
+
+
+def _local_port_due(bridge: BridgeConfig, port: PortConfig) -> bool:
+    """Whether a new bridge's own port is to be added before ``port`` (see reconcile()).
+
+    It comes after the ports with an ``ofport_request``, and before its own
+    Port row, whose settings apply to it.
+    """
+    return port.interface.ofport_request is None or port.interface.name == bridge.name
 
 
 def _ofport_wanted(bridge: Bridge, iface: InterfaceConfig) -> int | None:
@@ -192,7 +208,8 @@ class Daemon:
             self.loop.call_soon(self.reconcile)
 
     def _datapath(self, bridge: BridgeConfig) -> Datapath:
-        kind = "dummy" if bridge.datapath_type == "dummy" else "netdev"
+        """The datapath ``bridge`` runs on, made when it is the first to use it."""
+        kind = _datapath_kind(bridge)
         if kind not in self.datapaths:
             dp = self.datapaths[kind] = Datapath(kind)
             # One route table and neighbour cache for the whole switch, as in
@@ -228,16 +245,28 @@ class Daemon:
                 if keep.get(port.name) != port:
                     self._del_port(running, port)
         for bridge in wanted:
-            if bridge.name not in self.running:
+            new = bridge.name not in self.running
+            if new:
                 self._add_bridge(bridge)
             running = self.running[bridge.name]
             have = {p.name for p in running.ports}
-            added = []
             for port in _add_order(bridge.ports):
+                if new and _local_port_due(bridge, port):
+                    # The bridge's own port is one of the ports Open vSwitch
+                    # adds after those with an ofport_request, so on a fresh
+                    # datapath they get the port numbers first.
+                    self._add_local_port(bridge)
+                    new = False
                 if port.name not in have:
                     results[port.interface.uuid] = self._add_port(bridge, port)
-                added.append(port)
+            if new:
+                self._add_local_port(bridge)
             self._configure_mirrors(running, bridge)
+            if (bridge.mac_aging_time, bridge.mac_table_size) != (
+                running.mac_aging_time,
+                running.mac_table_size,
+            ):
+                self._configure_mac_table(bridge)
             if bridge.hwaddr is not None and bridge.hwaddr != running.hwaddr:
                 self._set_bridge_mac(bridge, bridge.hwaddr)
             self.running[bridge.name] = bridge
@@ -262,22 +291,43 @@ class Daemon:
         dp.ofp.need_revalidate = True
 
     def _add_bridge(self, bridge: BridgeConfig) -> None:
+        """A new bridge, its own (LOCAL) port still to add (:meth:`_add_local_port`)."""
         dp = self._datapath(bridge)
-        local = dummy_odp_port(bridge.name) if dp.kind == "dummy" else None
-        if local is not None and local in dp.ofp.datapath.ports:
-            local = None
-        of_bridge = dp.ofp.add_bridge(bridge.name, bridge.fail_mode, local_odp_port=local)
+        of_bridge = dp.ofp.add_bridge(bridge.name, bridge.fail_mode, with_local_port=False)
         self.flow_store.restore(of_bridge, self.clock())
         dp.ofp.on_rules_expired = self._save_flows
         self.running[bridge.name] = BridgeConfig(
             bridge.name, bridge.datapath_type, bridge.fail_mode, ()
         )
-        odp = dp.ofp.bridges[bridge.name].ports[OFPP_LOCAL].odp_port
+
+    def _add_local_port(self, bridge: BridgeConfig) -> None:
+        """Give a new bridge its own port: an internal device named after it."""
+        dp = self._datapath(bridge)
+        local = dummy_odp_port(bridge.name) if dp.kind == "dummy" else None
+        if local is not None and local in dp.ofp.datapath.ports:
+            local = None
+        port = dp.ofp.add_port(bridge.name, bridge.name, "internal", OFPP_LOCAL, odp_port=local)
+        odp = port.odp_port
         assert odp is not None
         with contextlib.suppress(NetdevError):
             dev = netdev_open(bridge.name, "dummy" if dp.kind == "dummy" else "internal")
             dp.devices[odp] = dev
             self._watch(dp, odp, dev)
+
+    def _configure_mac_table(self, bridge: BridgeConfig) -> None:
+        """Apply ``other_config:mac-aging-time`` and ``mac-table-size`` to a running bridge.
+
+        As in Open vSwitch, learned entries keep their age under a new aging
+        time, and a table now too big forgets its least recently used
+        entries at once; cached forwarding that used what went is redone.
+        """
+        dp = self._datapath(bridge)
+        macs = dp.ofp.bridges[bridge.name].macs
+        macs.set_idle_time(bridge.mac_aging_time)
+        dropped = macs.set_max_entries(bridge.mac_table_size)
+        dropped += macs.expire(self.clock())
+        if dropped:
+            dp.ofp.need_revalidate = True
 
     def _del_bridge(self, bridge: BridgeConfig) -> None:
         dp = self._datapath(bridge)
@@ -288,6 +338,13 @@ class Daemon:
             self._close_device(dp, local.odp_port)
         dp.ofp.del_bridge(bridge.name)
         del self.running[bridge.name]
+        if not dp.ofp.bridges:
+            # As Open vSwitch closes a dpif backer no bridge uses: the
+            # datapath goes (dpif/show and dpctl/dump-dps no longer list it),
+            # and one made for a later bridge starts with fresh counters.
+            for odp in list(dp.devices):
+                self._close_device(dp, odp)
+            del self.datapaths[dp.kind]
 
     def _set_fail_mode(self, running: BridgeConfig, fail_mode: str) -> None:
         """Change a running bridge's fail mode, keeping its ports and rules.
@@ -450,7 +507,24 @@ class Daemon:
 
     def _write_back(self, results: dict[Any, tuple[int, str | None]], next_cfg: int) -> None:
         ops: list[Any] = []
-        for iface_uuid, (ofport, error) in results.items():
+        errors = {iface_uuid: error for iface_uuid, (_, error) in results.items()}
+        # A patch port's peer may have come or gone with any change, not only
+        # its own: every running patch port's error is brought up to date.
+        rows = self.server.db.rows("Interface")
+        for iface_uuid, error in self._patch_peer_errors().items():
+            if iface_uuid in results:
+                errors[iface_uuid] = error
+            elif tuple(rows[iface_uuid]["error"]) != (() if error is None else (error,)):
+                ops.append(
+                    {
+                        "op": "update",
+                        "table": "Interface",
+                        "where": [["_uuid", "==", ["uuid", str(iface_uuid)]]],
+                        "row": {"error": error if error is not None else ["set", []]},
+                    }
+                )
+        for iface_uuid, (ofport, _) in results.items():
+            error = errors[iface_uuid]
             row: dict[str, Any] = {
                 "ofport": ofport,
                 "error": error if error is not None else ["set", []],
@@ -474,6 +548,36 @@ class Daemon:
         )
         self._transact_own(ops, "the configuration")
         self._log_results(results)
+
+    def _patch_peer_errors(self) -> dict[Any, str | None]:
+        """Each running patch interface's ``error``, by its UUID: None when its peer is usable.
+
+        Usable, as in Open vSwitch: a patch port of that name on the same
+        datapath whose own peer is this port. Otherwise the port stays (with
+        its number) and carries Open vSwitch's words, naming the datapath
+        type of its bridge.
+        """
+        errors: dict[Any, str | None] = {}
+        for bridge in self.running.values():
+            dp = self.datapaths.get(_datapath_kind(bridge))
+            of_bridge = None if dp is None else dp.ofp.bridges.get(bridge.name)
+            if dp is None or of_bridge is None:
+                continue
+            for port in bridge.ports:
+                ofport = of_bridge.port_by_name(port.name)
+                if ofport is None or ofport.type != "patch":
+                    continue
+                found = dp.ofp.find_port(ofport.peer) if ofport.peer else None
+                usable = (
+                    found is not None and found[1].type == "patch" and found[1].peer == ofport.name
+                )
+                errors[port.interface.uuid] = (
+                    None
+                    if usable
+                    else f"No usable peer '{ofport.peer}' exists in "
+                    f"'{bridge.datapath_type or 'system'}' datapath."
+                )
+        return errors
 
     def _log_results(self, results: dict[Any, tuple[int, str | None]]) -> None:
         """Log each interface added or refused, as ovs-vswitchd's bridge module does."""
@@ -624,18 +728,25 @@ class Daemon:
 
         ``on_ready`` is called once both sockets listen and the database has
         been applied: that is when ``--detach`` lets the starting process go.
+        SIGTERM and SIGINT are handled from the start (unblocked here) and
+        are left blocked on return: the process is then on its way out.
         """
         self.loop = asyncio.get_running_loop()
+        # A stop is handled from before the first socket listens: a signal
+        # that came during start-up then stops the daemon cleanly once the
+        # start is done, instead of killing it with its sockets left behind.
+        for sig in STOP_SIGNALS:
+            self.loop.add_signal_handler(sig, self.stop.set)
+        # main() holds the signals back until now (see _run()).
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
         self.rundir.mkdir(parents=True, exist_ok=True, mode=0o700)
         from pyvswitch.vswitchd.commands import register_commands  # noqa: PLC0415
 
-        await self.server.listen(self.rundir / "db.sock")
         unixctl = None
         try:
+            await self.server.listen(self.rundir / "db.sock")
             unixctl = await register_commands(self)
             await self.capture.listen(self.rundir / CAPTURE_SOCKET)
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                self.loop.add_signal_handler(sig, self.stop.set)
             self.reconcile()
             self.route_sync.start()
             log.info("pvs-vswitchd (pyvswitch) %s", __version__)
@@ -645,6 +756,10 @@ class Daemon:
             await self.stop.wait()
             periodic.cancel()
         finally:
+            # From here on the daemon is stopping: a further signal waits
+            # (blocked) rather than cut the clean-up short. The handlers go
+            # with the loop, so this also covers main()'s last steps.
+            signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
             # Also after a failed start: no socket is left behind.
             await self.route_sync.stop()
             await self.capture.close()
@@ -790,6 +905,10 @@ def _run(
             vlog.set_levels(None, CONSOLE, OFF)
             detacher.ready(chdir=not args.no_chdir)
 
+    # A stop signal that comes before the event loop can handle it (while the
+    # pid file is made and the database opened) waits until Daemon.run() has
+    # installed its handlers, so that it too stops the daemon cleanly.
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
         if pidfile is not None:
             pidfile.create()
