@@ -500,3 +500,24 @@ def test_a_detached_restart_logs_its_start_up_on_the_terminal_until_it_detaches(
         while (tmp_path / "pvs-vswitchd.pid").exists() and time.monotonic() < deadline:
             time.sleep(0.05)
     assert not (tmp_path / "pvs-vswitchd.pid").exists()
+
+
+def test_a_dummy_bridge_plays_system_ports_but_refuses_unknown_types(tmp_path: Path) -> None:
+    """As ``--enable-dummy=override``: untyped and tap ports become dummies; a typo fails."""
+    with running_daemon(tmp_path) as rundir:
+        done = tool(
+            "vsctl",
+            rundir,
+            *("add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=dummy"),
+            *("--", "add-port", "br0", "p1", "--", "add-port", "br0", "t1"),
+            *("--", "set", "interface", "t1", "type=tap"),
+            *("--", "add-port", "br0", "bogus", "--", "set", "interface", "bogus"),
+            "type=nosuchtype",
+        )
+        assert done.returncode == 0
+        assert "Error detected while setting up 'bogus': unknown interface type" in done.stderr
+        assert vsctl(rundir, "get", "interface", "bogus", "ofport").strip() == "-1"
+        shown = ok("appctl", rundir, "dpif/show")
+        assert "p1 1/1: (dummy)" in shown
+        assert "t1 2/2: (dummy)" in shown
+        assert "bogus" not in shown

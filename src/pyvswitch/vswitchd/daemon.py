@@ -93,6 +93,14 @@ def dummy_odp_port(name: str) -> int | None:
     return number if 0 < number < 1 << 16 else None
 
 
+#: The interface types a dummy datapath plays with dummy devices, as
+#: ``ovs-vswitchd --enable-dummy=override`` does; any other type is refused
+#: there as anywhere (a typo must not become a working port).
+_DUMMY_STANDINS = frozenset(
+    ("", "system", "internal", "tap", "dummy", "dummy-internal", "dummy-pmd")
+)
+
+
 def _datapath_kind(bridge: BridgeConfig) -> str:
     """The datapath a bridge runs on: ``dummy``, or ``netdev`` for every other type."""
     return "dummy" if bridge.datapath_type == "dummy" else "netdev"
@@ -379,7 +387,7 @@ class Daemon:
         kind = port.interface.type
         if kind in ("patch", *TUNNEL_TYPES):
             return kind
-        if dp.kind == "dummy":
+        if dp.kind == "dummy" and kind in _DUMMY_STANDINS:
             return "dummy"
         return {"": "system", "system": "system"}.get(kind, kind)
 
