@@ -121,3 +121,5 @@ def test_ifindex_comes_from_the_option_as_in_ovs(tmp_path: Path) -> None:
             assert time.monotonic() < deadline
             time.sleep(0.2)
         both.same("vsctl", "get", "Interface", "i0", "ifindex")
+        # dpif/show shows a dummy's ifindex when it has one, as netdev-dummy's config.
+        both.same("appctl", "dpif/show")

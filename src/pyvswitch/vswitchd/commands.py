@@ -104,6 +104,11 @@ def dpif_show(daemon: Daemon) -> str:
                     kind_text = "dummy-internal" if dp.kind == "dummy" else "internal"
                 else:
                     kind_text = port.type
+                    device = dp.devices.get(port.odp_port) if port.odp_port is not None else None
+                    ifindex = getattr(device, "ifindex", None)
+                    if isinstance(ifindex, int) and ifindex >= 0:
+                        # A dummy's configuration, as netdev-dummy reports it.
+                        kind_text += f": ifindex={ifindex}"
                 out.append(f"    {port.name} {port.ofport}/{odp}: ({kind_text})")
     # No datapath, no output (not an empty line), as in Open vSwitch.
     return "".join(f"{line}\n" for line in out)
