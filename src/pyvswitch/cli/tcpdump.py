@@ -259,7 +259,7 @@ def parse_args(argv: list[str]) -> Options:
 
 
 def _number(text: str, error: str) -> int:
-    """An integer as tcpdump's strtol(..., 0) reads it (``0x40`` too)."""
+    """A decimal or ``0x`` hexadecimal integer (``010`` is 10, where C's strtol reads 8)."""
     for base in (0, 10):
         with contextlib.suppress(ValueError):
             return int(text, base)

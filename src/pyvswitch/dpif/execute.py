@@ -500,10 +500,13 @@ def _compile_set(action: OdpSetField | OdpSetMasked) -> _Step:
     return (_SET_L3, 0, b"", fn, None)
 
 
-def _compile(actions: Sequence[OdpAction]) -> tuple[list[_Step], bool]:
-    """Turn actions into steps; the flag says whether any of them sets a field."""
+def _compile(actions: Sequence[OdpAction]) -> tuple[list[_Step], bool, bool]:
+    """Turn actions into steps; the flags: any sets a field, any needs offload work done first.
+
+    The second is an L3 or L4 rewrite or a trunc (see :func:`_run_offloaded`).
+    """
     steps: list[_Step] = []
-    sets = False
+    sets = finish = False
     for action in actions:
         if isinstance(action, OdpOutput):
             steps.append((_OUT, action.port, b"", None, None))
@@ -518,14 +521,17 @@ def _compile(actions: Sequence[OdpAction]) -> tuple[list[_Step], bool]:
         elif isinstance(action, OdpTrunc):
             # The step's port slot carries the length.
             steps.append((_TRUNC, action.max_len, b"", None, None))
+            finish = True
         elif isinstance(action, OdpTnlPush | OdpTnlPop | OdpClone):
             # These run in _run_tunnel(), never as steps: execute() and
             # execute_batch() send actions that have them there.
             raise TypeError(f"{action} is not a step")
         else:
-            steps.append(_compile_set(action))
+            step = _compile_set(action)
+            steps.append(step)
             sets = True
-    return steps, sets
+            finish |= step[0] == _SET_L3
+    return steps, sets, finish
 
 
 # -- running them ---------------------------------------------------------------------
@@ -605,6 +611,7 @@ def _run_offloaded(
     frame: VnetFrame,
     steps: list[_Step],
     sets: bool,
+    finish: bool,
     out: list[tuple[int, bytes]],
     upcalls: list[tuple[OdpUserspace, bytes]] | None,
 ) -> None:
@@ -620,7 +627,7 @@ def _run_offloaded(
     offload work its bytes no longer match, so each finished segment is cut
     instead, as a mirror of the wire would see them.
     """
-    if any(step[0] == _SET_L3 or step[0] == _TRUNC for step in steps):
+    if finish:
         for piece in finish_offloads(frame):
             _run_sets(piece, steps, out, upcalls)
         return
@@ -851,9 +858,9 @@ def execute(
     else:
         return out
     out.clear()
-    steps, sets = _compile(actions)
+    steps, sets, finish = _compile(actions)
     if type(frame) is VnetFrame:
-        _run_offloaded(frame, steps, sets, out, upcalls)
+        _run_offloaded(frame, steps, sets, finish, out, upcalls)
     else:
         (_run_sets if sets else _run_l2)(frame, steps, out, upcalls)
     return out
@@ -883,7 +890,7 @@ def execute_batch(
         for port, data in sent_pairs:
             by_port.setdefault(port, []).append(data)
         return by_port
-    steps, sets = _compile(actions)
+    steps, sets, finish = _compile(actions)
     if all(step[0] == _OUT for step in steps):
         ports = [step[1] for step in steps]
         if len(set(ports)) == len(ports):
@@ -893,7 +900,7 @@ def execute_batch(
     pairs: list[tuple[int, bytes]] = []
     for frame in frames:
         if type(frame) is VnetFrame:
-            _run_offloaded(frame, steps, sets, pairs, upcalls)
+            _run_offloaded(frame, steps, sets, finish, pairs, upcalls)
         else:
             run(frame, steps, pairs, upcalls)
         for port, data in pairs:

@@ -84,8 +84,9 @@ class OfPort:
         return not self.trunks or vlan in self.trunks
 
 
-#: Automatic OpenFlow port numbers are below this (the lower half of the range).
-_AUTO_OFPORTS = OFPP_MAX // 2
+#: Automatic OpenFlow port numbers are below this, as in alloc_ofp_port()
+#: (the upper part of the range is left to controllers).
+_AUTO_OFPORTS = min(OFPP_MAX, 32768)
 
 
 class Bridge:
@@ -124,8 +125,10 @@ class Bridge:
         turn, skipping those in use and those a deleted port had, so that a
         new port does not inherit the rules written for an old one; only
         when the range is used up is the longest-released number taken
-        again. Automatic numbers stay in the lower half of the range (the
-        upper half is left to controllers).
+        again. Automatic numbers are below 32768 (the rest of the range is
+        left to controllers). Open vSwitch also treats a number released
+        more than an hour ago as free when its search reaches it; this layer
+        reads no clock, and the search reaches it only after the range wraps.
         """
         if request is not None:
             if request == OFPP_LOCAL or 1 <= request < OFPP_MAX:

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 from pyvswitch.flow.layout import FIELDS
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from pyvswitch.flow.match import Match
     from pyvswitch.ofproto.actions import Action
 
@@ -101,19 +103,10 @@ class Table:
         # Rules by (priority, match): adding, replacing and strict deletes are
         # a dict lookup, so loading a table of thousands of rules is linear.
         self._strict: dict[tuple[int, Match], Rule] = {}
+        # Packets, counted by the megaflows whose translation looked this
+        # table up (TableCounts).
         self.lookups = 0
         self.matched = 0
-        # The megaflow sinks that count packets into lookups and matches.
-        self._sinks = (_TableSink(self, matched=False), _TableSink(self, matched=True))
-
-    def sink(self, matched: bool) -> _TableSink:
-        """What a megaflow whose translation looked this table up counts its packets in.
-
-        As Open vSwitch's table statistics, ``lookups`` and ``matched``
-        count packets, those of the upcall and of every cache hit: a trace
-        or a revalidation, which forward no packet, counts nothing.
-        """
-        return self._sinks[matched]
 
     def __len__(self) -> int:
         return len(self.rules)
@@ -166,16 +159,23 @@ class Table:
         return None, consulted
 
 
-class _TableSink:
-    """Counts a megaflow's packets into its table's lookups (and matches)."""
+class TableCounts:
+    """A megaflow sink: its packets counted into the tables its translation looked up.
 
-    __slots__ = ("matched", "table")
+    As Open vSwitch's table statistics, ``lookups`` and ``matched`` count
+    packets, those of the upcall and of every cache hit; a trace or a
+    revalidation, which forward no packet, counts nothing. One sink per
+    megaflow, however many lookups, keeps the cache-hit path at one call.
+    """
 
-    def __init__(self, table: Table, *, matched: bool) -> None:
-        self.table = table
-        self.matched = matched
+    __slots__ = ("looked_up", "matched")
+
+    def __init__(self, lookups: Sequence[tuple[Table, bool]]) -> None:
+        self.looked_up = tuple(table for table, _ in lookups)
+        self.matched = tuple(table for table, found in lookups if found)
 
     def account(self, packets: int, nbytes: int, now: float) -> None:  # noqa: ARG002
-        self.table.lookups += packets
-        if self.matched:
-            self.table.matched += packets
+        for table in self.looked_up:
+            table.lookups += packets
+        for table in self.matched:
+            table.matched += packets

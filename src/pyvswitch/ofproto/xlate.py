@@ -51,6 +51,7 @@ from pyvswitch.ofproto import actions as ofp
 from pyvswitch.ofproto import mirror
 from pyvswitch.ofproto.actions_text import format_actions_as_written, format_port
 from pyvswitch.ofproto.bridge import PatchRx, PatchTx
+from pyvswitch.ofproto.table import TableCounts
 from pyvswitch.ofproto.xlate_tunnel import (
     TUNNEL_TYPES,
     terminate,
@@ -64,6 +65,7 @@ if TYPE_CHECKING:
     from pyvswitch.dpif.datapath import StatsSink
     from pyvswitch.ofproto.bridge import Bridge, OfPort
     from pyvswitch.ofproto.ofproto import Ofproto
+    from pyvswitch.ofproto.table import Table
 
 MAX_DEPTH = 64
 MAX_RESUBMITS = 4096
@@ -160,6 +162,8 @@ class _Ctx:
         self.mirrors: set[mirror.Destination] = set()
         #: Set when the result must not become a datapath flow.
         self.uncacheable = False
+        #: The tables looked up, and whether a rule matched (TableCounts).
+        self.lookups: list[tuple[Table, bool]] = []
         #: While a mirror with a snaplen sends its copy: how much of the
         #: packet each of the copy's outputs keeps (mirror.py); 0 is all.
         self.snaplen = 0
@@ -258,6 +262,8 @@ def translate(
         # key: what set_field or a lookup read of tunnel fields is not
         # matched (OVS clears these wildcards for a non-tunnel packet).
         mask &= ~_TUNNEL_MASK
+    if ctx.lookups:
+        ctx.sinks.append(TableCounts(ctx.lookups))
     return XlateResult(
         tuple(ctx.odp),
         mask,
@@ -289,7 +295,7 @@ def _lookup_and_run(
         rule, consulted = table.lookup(_key(ctx.flow))
         ctx.flow.in_port = saved_port
         ctx.consult(consulted)
-        ctx.sinks.append(table.sink(rule is not None))
+        ctx.lookups.append((table, rule is not None))
         if rule is None:
             ctx.rule_line(f"{table_id:2d}. No match.")
             if ingress:

@@ -152,7 +152,7 @@ def _ofport_wanted(bridge: Bridge, iface: InterfaceConfig) -> int | None:
 
     ``ofport_request``, else the number the interface had before (as
     ovs-vswitchd's iface_pick_ofport() does) if it is still free, else None
-    (the lowest free one).
+    (the bridge picks one: see Bridge.allocate_ofport()).
     """
     if iface.ofport_request is not None:
         return iface.ofport_request
@@ -736,8 +736,9 @@ class Daemon:
 
         ``on_ready`` is called once both sockets listen and the database has
         been applied: that is when ``--detach`` lets the starting process go.
-        SIGTERM and SIGINT are handled from the start (unblocked here) and
-        are left blocked on return: the process is then on its way out.
+        SIGTERM and SIGINT are handled from the start (unblocked here),
+        blocked while the daemon cleans up, and on return masked as they were
+        when ``run()`` was called.
         """
         self.loop = asyncio.get_running_loop()
         # A stop is handled from before the first socket listens: a signal
@@ -746,7 +747,7 @@ class Daemon:
         for sig in STOP_SIGNALS:
             self.loop.add_signal_handler(sig, self.stop.set)
         # main() holds the signals back until now (see _run()).
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+        entry_mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
         self.rundir.mkdir(parents=True, exist_ok=True, mode=0o700)
         from pyvswitch.vswitchd.commands import register_commands  # noqa: PLC0415
 
@@ -779,6 +780,10 @@ class Daemon:
                     self._close_device(dp, odp)
             if self.server.journal is not None:
                 self.server.journal.close()
+            # As the caller had them: main() keeps them blocked to the end,
+            # and a caller in a larger program gets Ctrl-C back (and its
+            # children do not inherit blocked stop signals).
+            signal.pthread_sigmask(signal.SIG_SETMASK, entry_mask)
 
 
 #: Where ``--log-file`` writes by default: ``$PVS_LOGDIR``, as ``$OVS_LOGDIR``.
@@ -916,7 +921,7 @@ def _run(
     # A stop signal that comes before the event loop can handle it (while the
     # pid file is made and the database opened) waits until Daemon.run() has
     # installed its handlers, so that it too stops the daemon cleanly.
-    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
         if pidfile is not None:
             pidfile.create()
@@ -928,6 +933,7 @@ def _run(
     finally:
         if pidfile is not None:
             pidfile.remove()
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
     return 0
 
 
