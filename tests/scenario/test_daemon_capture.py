@@ -86,15 +86,6 @@ def rundir(tmp_path: Path) -> Iterator[Path]:
         yield run
 
 
-@pytest.fixture
-def captures(tmp_path: Path) -> Iterator[list[Tcpdump]]:
-    """pvs-tcpdump processes a test starts; any left running are killed afterwards."""
-    started: list[Tcpdump] = []
-    yield started
-    for capture in started:
-        capture.kill()
-
-
 def start(rundir: Path, tmp_path: Path, started: list[Tcpdump], *args: str) -> Tcpdump:
     capture = Tcpdump(rundir, tmp_path, *args)
     started.append(capture)

@@ -77,14 +77,6 @@ def rundir(tmp_path: Path) -> Iterator[Path]:
         yield run
 
 
-@pytest.fixture
-def captures() -> Iterator[list[Tcpdump]]:
-    started: list[Tcpdump] = []
-    yield started
-    for capture in started:
-        capture.kill()
-
-
 def start(
     rundir: Path, tmp_path: Path, started: list[Tcpdump], *args: str, path_env: str | None = None
 ) -> Tcpdump:

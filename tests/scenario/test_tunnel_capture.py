@@ -65,14 +65,6 @@ def tunnelled(tmp_path: Path) -> Iterator[Path]:
         yield rundir
 
 
-@pytest.fixture
-def captures() -> Iterator[list[Tcpdump]]:
-    started: list[Tcpdump] = []
-    yield started
-    for capture in started:
-        capture.kill()
-
-
 def capture_flows(rundir: Path) -> list[str]:
     """The installed flows that hand packets to a capture."""
     return [f for f in ok("appctl", rundir, "dpctl/dump-flows").splitlines() if "pvs_capture" in f]
