@@ -17,11 +17,12 @@ import re
 from typing import TYPE_CHECKING
 
 import pytest
+from scapy.layers.l2 import Ether
 
 from pyvswitch.netdev import NetdevOptionError, netdev_close, netdev_open
 from pyvswitch.netdev.dummy import DummyNetdev, parse_int_option
 from tests.daemon import running_daemon
-from tests.scenario.ofctl_helpers import ok
+from tests.scenario.ofctl_helpers import PING, inject, ok, port_counts
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -253,3 +254,32 @@ def test_a_failed_interface_has_no_link_resets(switch: Path) -> None:
         "ifindex": "[]",
         "mac_in_use": "[]",
     }
+
+
+def test_new_options_are_applied_in_place(tmp_path: Path) -> None:
+    """As Open vSwitch: the port keeps its number, address, counters and learned MACs."""
+    with running_daemon(tmp_path / "run") as rundir:
+        vsctl(
+            rundir,
+            *("add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=dummy"),
+            *("--", "add-port", "br0", "p1", "--", "add-port", "br0", "p2"),
+        )
+        inject(rundir, "p1", PING)
+        before = columns(rundir, "p1", "ofport", "mac_in_use")
+        counts = port_counts(rundir, "br0", "p1")
+        assert counts[0] == 1
+        learned = ok("appctl", rundir, "fdb/show", "br0")
+        pcap = tmp_path / "p1-tx.pcap"
+        vsctl(rundir, "set", "Interface", "p1", f"options:tx_pcap={pcap}")
+        assert columns(rundir, "p1", "ofport", "mac_in_use") == before
+        assert port_counts(rundir, "br0", "p1") == counts
+        assert ok("appctl", rundir, "fdb/show", "br0") == learned
+        # The new option is in force: what p1 sends is recorded.
+        # B answers from p2: learned, so the reply goes to p1 alone.
+        back = Ether(PING)
+        back.src, back.dst = back.dst, back.src
+        inject(rundir, "p2", bytes(back))
+        assert pcap.stat().st_size > 24
+        # A type change is a new port, as in Open vSwitch.
+        vsctl(rundir, "set", "Interface", "p2", "type=patch", "options:peer=nosuch")
+        assert "p2 2/none: (patch: peer=nosuch)" in ok("appctl", rundir, "dpif/show")

@@ -250,8 +250,12 @@ class Daemon:
                 self._set_fail_mode(running, target.fail_mode)
             keep = {p.name: p for p in target.ports}
             for port in running.ports:
-                if keep.get(port.name) != port:
-                    self._del_port(running, port)
+                wanted_port = keep.get(port.name)
+                if wanted_port == port:
+                    continue
+                if wanted_port is not None and self._reconfigure_port(running, port, wanted_port):
+                    continue
+                self._del_port(running, port)
         for bridge in wanted:
             new = bridge.name not in self.running
             if new:
@@ -464,6 +468,38 @@ class Daemon:
         running = self.running[bridge.name]
         self.running[bridge.name] = dataclasses.replace(running, ports=(*running.ports, port))
         return ofport.ofport, None
+
+    def _reconfigure_port(self, bridge: BridgeConfig, old: PortConfig, new: PortConfig) -> bool:
+        """Apply new interface options to a running device in place; False when it cannot be.
+
+        Only a change of options alone, on a port with a device of its own
+        (not a patch or tunnel port, nor the bridge's own): the port keeps
+        its number, counters, learned MACs and address, as Open vSwitch
+        reconfigures a netdev in place. Anything else is a new port.
+        """
+        same_but_options = dataclasses.replace(
+            old, interface=dataclasses.replace(old.interface, options=new.interface.options)
+        )
+        if same_but_options != new or old.name == bridge.name:
+            return False
+        if old.interface.type in ("patch", *TUNNEL_TYPES):
+            return False
+        dp = self._datapath(bridge)
+        found = dp.ofp.find_port(old.name)
+        device = (
+            dp.devices.get(found[1].odp_port)
+            if found is not None and found[1].odp_port is not None
+            else None
+        )
+        if device is None:
+            return False
+        try:
+            device.configure(dict(new.interface.options))
+        except NetdevError as exc:
+            # The port is made again, and its Interface row gets the reason.
+            log.info("%s: new options not applied in place: %s", old.name, exc)
+            return False
+        return True
 
     def _del_port(self, bridge: BridgeConfig, port: PortConfig) -> None:
         dp = self._datapath(bridge)
