@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -36,12 +36,14 @@ def wait_for_socket(
         time.sleep(0.05)
 
 
-@contextlib.contextmanager
-def running_daemon(
-    rundir: Path, args: Sequence[str] = (), netns: str | None = None
-) -> Iterator[Path]:
+def start_daemon(
+    rundir: Path,
+    args: Sequence[str] = (),
+    netns: str | None = None,
+    stderr: IO[bytes] | int = subprocess.DEVNULL,
+) -> subprocess.Popen[bytes]:
     """Start the daemon on ``rundir`` (with extra ``args``, inside ``netns`` if
-    given); stop it by its pid afterwards."""
+    given) and wait until its control socket answers; stop it with :func:`stop_daemon`."""
     inside = ["ip", "netns", "exec", netns] if netns else []
     proc = subprocess.Popen(
         [
@@ -54,15 +56,36 @@ def running_daemon(
             *args,
         ],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=stderr,
     )
     try:
         wait_for_socket(rundir / "pvs-vswitchd.ctl", proc)
+    except BaseException:
+        stop_daemon(proc)
+        raise
+    return proc
+
+
+def stop_daemon(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a daemon :func:`start_daemon` started, by its pid, if it still runs."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+
+
+@contextlib.contextmanager
+def running_daemon(
+    rundir: Path, args: Sequence[str] = (), netns: str | None = None
+) -> Iterator[Path]:
+    """Start the daemon on ``rundir`` (with extra ``args``, inside ``netns`` if
+    given); stop it by its pid afterwards."""
+    proc = start_daemon(rundir, args, netns)
+    try:
         yield rundir
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        stop_daemon(proc)

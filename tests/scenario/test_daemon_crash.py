@@ -16,13 +16,11 @@ import json
 import random
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from tests.daemon import wait_for_socket
+from tests.daemon import start_daemon, stop_daemon
 from tests.scenario.ofctl_helpers import ok
 
 if TYPE_CHECKING:
@@ -31,16 +29,6 @@ if TYPE_CHECKING:
 ROUNDS = 8
 BUDGET = 90.0  # seconds for all rounds together
 PAD = "x" * 20_000
-
-
-def _start(rundir: Path) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pyvswitch.vswitchd.daemon", "--rundir", str(rundir)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    wait_for_socket(rundir / "pvs-vswitchd.ctl", proc)
-    return proc
 
 
 class _Client:
@@ -125,7 +113,7 @@ def test_sigkill_during_commits_loses_no_acknowledged_transaction(tmp_path: Path
     rng = random.Random(7)
     acknowledged: set[str] = set()
     deadline = time.monotonic() + BUDGET
-    proc = _start(rundir)
+    proc = start_daemon(rundir)
     try:
         ok("vsctl", rundir, "--no-wait", "init")
         assert _keys(rundir) == set()
@@ -153,16 +141,11 @@ def test_sigkill_during_commits_loses_no_acknowledged_transaction(tmp_path: Path
             writer.join(20)
             assert not writer.is_alive()
             # The same files again: the daemon starts and has everything it acknowledged.
-            proc = _start(rundir)
+            proc = start_daemon(rundir)
             missing = acknowledged - _keys(rundir)
             assert not missing, f"round {round_no}: {len(missing)} acknowledged keys lost"
             if time.monotonic() > deadline:
                 break
         assert len(acknowledged) > ROUNDS  # the kills did land among commits
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        stop_daemon(proc)

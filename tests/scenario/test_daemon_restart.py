@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import subprocess
-import sys
 from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.daemon import wait_for_socket
+from tests.daemon import start_daemon, stop_daemon
 from tests.scenario.ofctl_helpers import (
     PING,
     build_topology,
@@ -29,6 +27,7 @@ from tests.scenario.ofctl_helpers import (
 )
 
 if TYPE_CHECKING:
+    import subprocess
     from collections.abc import Iterator
     from pathlib import Path
 
@@ -42,22 +41,12 @@ def daemon(rundir: Path) -> Iterator[subprocess.Popen[bytes]]:
     # A daemon killed with SIGKILL leaves its socket behind; it is this test's own file.
     with contextlib.suppress(FileNotFoundError):
         ctl.unlink()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pyvswitch.vswitchd.daemon", "--rundir", str(rundir)],
-        stdout=subprocess.DEVNULL,
-        stderr=(rundir / "daemon.log").open("ab"),
-    )
+    with (rundir / "daemon.log").open("ab") as log:
+        proc = start_daemon(rundir, stderr=log)
     try:
-        wait_for_socket(ctl, proc)
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
+        stop_daemon(proc)
 
 
 def stop(proc: subprocess.Popen[bytes], how: signal.Signals) -> None:
