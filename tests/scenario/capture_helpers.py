@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -13,13 +14,30 @@ from typing import TYPE_CHECKING
 import pytest
 
 from pyvswitch.packet.pcapng import read_all
+from tests.daemon import running_daemon
+from tests.scenario.ofctl_helpers import build_topology, inject
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
     from pyvswitch.packet.pcapng import PcapngPacket
 
 TCPDUMP = [sys.executable, "-m", "pyvswitch.cli.tcpdump"]
+
+
+@contextlib.contextmanager
+def patched_switch(rundir: Path, request: bytes, reply: bytes) -> Iterator[Path]:
+    """A daemon with ofctl_helpers' two bridges joined by patch ports, A and B learned.
+
+    ``request`` (A on p1 to B) and ``reply`` (B on p3 to A) teach both
+    bridges both MACs, so that what follows crosses the patch as unicast.
+    """
+    with running_daemon(rundir) as run:
+        build_topology(run)
+        inject(run, "p1", request)
+        inject(run, "p3", reply)
+        yield run
 
 
 class Tcpdump:

@@ -26,17 +26,17 @@ from scapy.utils import wrpcap
 from pyvswitch.capture.pcapng_stream import BlockReader, read_statistics
 from pyvswitch.packet.pcapng import Direction, read_all, section_header
 from pyvswitch.vswitchd.capture import Capture, _compile
-from tests.daemon import running_daemon
 from tests.scenario.capture_helpers import (
     INBOUND,
     OUTBOUND,
     Tcpdump,
     packets,
+    patched_switch,
     show,
     tcpdump_lines,
     tshark_fields,
 )
-from tests.scenario.ofctl_helpers import build_topology, inject, ok, port_counts, tool
+from tests.scenario.ofctl_helpers import inject, ok, port_counts, tool
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -78,11 +78,7 @@ def datagram(n: int) -> bytes:
 
 @pytest.fixture
 def rundir(tmp_path: Path) -> Iterator[Path]:
-    with running_daemon(tmp_path / "run") as run:
-        build_topology(run)
-        # Both bridges learn both MACs, so what follows is unicast across the patch.
-        inject(run, "p1", request(0))
-        inject(run, "p3", reply(0))
+    with patched_switch(tmp_path / "run", request(0), reply(0)) as run:
         yield run
 
 

@@ -25,9 +25,8 @@ from scapy.layers.l2 import ARP, LLC, SNAP, Dot1Q, Dot3, Ether
 from scapy.utils import wrpcap
 
 from pyvswitch.cli.tcpdump import _LinePrinter, parse_args
-from tests.daemon import running_daemon
-from tests.scenario.capture_helpers import Tcpdump, packets, show
-from tests.scenario.ofctl_helpers import build_topology, inject, tool
+from tests.scenario.capture_helpers import Tcpdump, packets, patched_switch, show
+from tests.scenario.ofctl_helpers import inject, tool
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -69,11 +68,7 @@ def datagram(n: int) -> bytes:
 
 @pytest.fixture
 def rundir(tmp_path: Path) -> Iterator[Path]:
-    with running_daemon(tmp_path / "run") as run:
-        build_topology(run)
-        # Both bridges learn both MACs, so what follows is unicast across the patch.
-        inject(run, "p1", request(0))
-        inject(run, "p3", reply(0))
+    with patched_switch(tmp_path / "run", request(0), reply(0)) as run:
         yield run
 
 
