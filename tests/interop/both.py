@@ -13,10 +13,8 @@ import subprocess
 import sys
 from typing import TYPE_CHECKING
 
-import pytest
-
 from tests.daemon import running_daemon
-from tests.interop.ovs_sandbox import OvsSandbox, missing_programs
+from tests.interop.ovs_sandbox import OvsSandbox, started_sandbox
 from tests.scenario.test_tunnel_push_pop import START
 
 if TYPE_CHECKING:
@@ -83,15 +81,7 @@ def both_started(
     normalise: Callable[[subprocess.CompletedProcess[str]], Reply] = first_error_line,
 ) -> Iterator[Both]:
     """A fresh Open vSwitch and pvs-vswitchd, each with tests/ofproto-macros.at's br0."""
-    missing = missing_programs()
-    if missing:
-        pytest.skip(f"Open vSwitch is not installed (missing {', '.join(missing)})")
-    sandbox = OvsSandbox()
-    try:
-        sandbox.start()
-        with running_daemon(tmp, ["--disable-system-route"]):
-            both = Both(sandbox, tmp, normalise)
-            both.do("vsctl", *START)
-            yield both
-    finally:
-        sandbox.stop()
+    with started_sandbox() as sandbox, running_daemon(tmp, ["--disable-system-route"]):
+        both = Both(sandbox, tmp, normalise)
+        both.do("vsctl", *START)
+        yield both

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.interop.ovs_sandbox import OvsSandbox, missing_programs
+from tests.interop.ovs_sandbox import OvsSandbox, started_sandbox
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -15,19 +15,9 @@ if TYPE_CHECKING:
 @pytest.fixture(scope="session")
 def ovs() -> Iterator[OvsSandbox]:
     """A running private Open vSwitch with bridge br0 (dummy datapath, ports p1..p3)."""
-    missing = missing_programs()
-    if missing:
-        pytest.skip(
-            f"Open vSwitch is not installed (missing {', '.join(missing)}); "
-            "'./run test' installs it"
-        )
-    sandbox = OvsSandbox()
-    try:
-        sandbox.start()
+    with started_sandbox() as sandbox:
         # pyvswitch's flow layer reads two VLAN tags, as the datapath does;
         # Open vSwitch's bridges look at one unless told otherwise.
         sandbox.vsctl("set", "Open_vSwitch", ".", "other_config:vlan-limit=2")
         sandbox.add_dummy_bridge("br0", 3)
         yield sandbox
-    finally:
-        sandbox.stop()

@@ -19,6 +19,12 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 SCHEMA = Path("/usr/share/openvswitch/vswitch.ovsschema")
 PROGRAMS = ("ovsdb-tool", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ovs-appctl", "ovs-ofctl")
@@ -136,3 +142,25 @@ class OvsSandbox:
                     time.sleep(0.05)
                 os.kill(pid, signal.SIGKILL)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def require_ovs() -> None:
+    """Skip the test when Open vSwitch's programs are not installed."""
+    missing = missing_programs()
+    if missing:
+        pytest.skip(
+            f"Open vSwitch is not installed (missing {', '.join(missing)}); "
+            "'./run test' installs it"
+        )
+
+
+@contextlib.contextmanager
+def started_sandbox() -> Iterator[OvsSandbox]:
+    """A started private Open vSwitch, stopped afterwards; the test skips when OVS is missing."""
+    require_ovs()
+    sandbox = OvsSandbox()
+    try:
+        sandbox.start()
+        yield sandbox
+    finally:
+        sandbox.stop()

@@ -14,26 +14,21 @@ import re
 import subprocess
 from typing import TYPE_CHECKING
 
-import pytest
-
 from tests.daemon import running_daemon
-from tests.interop.ovs_sandbox import OvsSandbox, missing_programs
+from tests.interop.ovs_sandbox import started_sandbox
 from tests.interop.test_ovs_ofctl import Switches
 from tests.scenario.ofctl_helpers import build_topology, port
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    import pytest
+
 
 @contextlib.contextmanager
 def switch_pair(factory: pytest.TempPathFactory) -> Iterator[Switches]:
     """Both switches with the same bridges and ports; stopped afterwards."""
-    missing = missing_programs()
-    if missing:
-        pytest.skip(f"Open vSwitch is not installed (missing {', '.join(missing)})")
-    sandbox = OvsSandbox()
-    try:
-        sandbox.start()
+    with started_sandbox() as sandbox:
         sandbox.vsctl(
             *("add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=dummy"),
             *("--", "add-br", "br1", "--", "set", "bridge", "br1", "datapath_type=dummy"),
@@ -46,8 +41,6 @@ def switch_pair(factory: pytest.TempPathFactory) -> Iterator[Switches]:
         with running_daemon(factory.mktemp("pvs")) as rundir:
             build_topology(rundir)
             yield Switches(sandbox, rundir, factory.mktemp("files"))
-    finally:
-        sandbox.stop()
 
 
 def appctl(switches: Switches, which: str, *args: str) -> subprocess.CompletedProcess[str]:

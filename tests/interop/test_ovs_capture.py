@@ -25,7 +25,7 @@ from scapy.layers.l2 import ARP, Dot1Q, Ether
 from pyvswitch.packet.pcap import PcapError, read_all
 from pyvswitch.packet.pcapng import Direction
 from tests.daemon import running_daemon
-from tests.interop.ovs_sandbox import OvsSandbox, missing_programs
+from tests.interop.ovs_sandbox import OvsSandbox, require_ovs
 from tests.scenario.capture_helpers import Tcpdump, packets
 from tests.scenario.ofctl_helpers import build_topology, inject, ok, port
 
@@ -64,9 +64,7 @@ def _records(pcap: Path) -> list[bytes]:
 
 def ovs_frames(tmp_path: Path) -> dict[str, list[bytes]]:
     """What Open vSwitch's p1 and p3 receive and send for FORWARD then BACKWARD."""
-    missing = missing_programs()
-    if missing:
-        pytest.skip(f"Open vSwitch is not installed (missing {', '.join(missing)})")
+    require_ovs()
     sandbox = OvsSandbox()
     files = {
         f"{name}-{way}": tmp_path / f"ovs-{name}-{way}.pcap"

@@ -25,7 +25,7 @@ from scapy.layers.l2 import Ether
 
 from tests.daemon import running_daemon
 from tests.interop.both import Both, Reply, both_started
-from tests.interop.ovs_sandbox import OvsSandbox, missing_programs
+from tests.interop.ovs_sandbox import started_sandbox
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -227,12 +227,7 @@ def _stop_pid(pidfile: Path) -> None:
 
 
 def test_a_detached_restart_prints_its_start_up_on_the_terminal(tmp_path: Path) -> None:
-    missing = missing_programs()
-    if missing:
-        pytest.skip(f"Open vSwitch is not installed (missing {', '.join(missing)})")
-    sandbox = OvsSandbox()
-    try:
-        sandbox.start()
+    with started_sandbox() as sandbox:
         sandbox.vsctl(*BRIDGE)
         _stop_pid(sandbox.dir / "ovs-vswitchd.pid")
         ovs = sandbox.run(
@@ -240,8 +235,6 @@ def test_a_detached_restart_prints_its_start_up_on_the_terminal(tmp_path: Path) 
             *("--detach", "--no-chdir", "--pidfile", "--log-file", f"unix:{sandbox.db_sock}"),
             check=False,
         )
-    finally:
-        sandbox.stop()
     with running_daemon(tmp_path):
         subprocess.run(
             [sys.executable, "-m", "pyvswitch.cli.vsctl", "--timeout=20", *BRIDGE],

@@ -22,7 +22,7 @@ from scapy.layers.inet import ICMP, IP
 from scapy.layers.l2 import Ether
 
 from tests.daemon import running_daemon
-from tests.interop.ovs_sandbox import OvsSandbox, missing_programs
+from tests.interop.ovs_sandbox import OvsSandbox, started_sandbox
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -103,19 +103,11 @@ TOPOLOGY = [
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
-    missing = missing_programs()
-    if missing:
-        pytest.skip(f"Open vSwitch is not installed (missing {', '.join(missing)})")
-    ovs = OvsSandbox()
-    try:
-        ovs.start()
-        with running_daemon(tmp_path_factory.mktemp("pvs")) as rundir:
-            both = Pair(ovs, rundir)
-            both.ovs_vsctl(*TOPOLOGY)
-            both.pvs_vsctl(*TOPOLOGY)
-            yield both
-    finally:
-        ovs.stop()
+    with started_sandbox() as ovs, running_daemon(tmp_path_factory.mktemp("pvs")) as rundir:
+        both = Pair(ovs, rundir)
+        both.ovs_vsctl(*TOPOLOGY)
+        both.pvs_vsctl(*TOPOLOGY)
+        yield both
 
 
 # -- vlog ----------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from scapy.layers.l2 import ARP, LLC, Ether
 from scapy.packet import Raw
 
 from tests.daemon import running_daemon
-from tests.interop.ovs_sandbox import OvsSandbox, missing_programs
+from tests.interop.ovs_sandbox import started_sandbox
 from tests.interop.switch_pair import appctl, ask_both, switch_pair
 
 if TYPE_CHECKING:
@@ -209,37 +209,29 @@ def _wait_gone(path: Path, timeout: float = 20) -> None:
 
 
 def test_exit_with_cleanup(tmp_path: Path) -> None:
-    missing = missing_programs()
-    if missing:
-        pytest.skip(f"Open vSwitch is not installed (missing {', '.join(missing)})")
-    sandbox = OvsSandbox()
-    try:
-        sandbox.start()
-        with running_daemon(tmp_path) as rundir:
-            socket = str(rundir / "pvs-vswitchd.ctl")
-            for target in ([], ["-t", socket]):
-                # Too many arguments are refused; one unknown argument is
-                # ignored, as --cleanup changes nothing that outlives us.
-                done = subprocess.run(
-                    ["ovs-appctl", "--timeout=20", *target, "exit", "--cleanup", "x"],
-                    env=sandbox.env,
-                    capture_output=True,
-                    text=True,
-                    check=False,
-                    timeout=30,
-                )
-                assert done.returncode == 2
-                assert done.stderr.startswith('"exit" command takes at most 1 arguments')
-                done = subprocess.run(
-                    ["ovs-appctl", "--timeout=20", *target, "exit", "--cleanup"],
-                    env=sandbox.env,
-                    capture_output=True,
-                    text=True,
-                    check=False,
-                    timeout=30,
-                )
-                assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
-            _wait_gone(rundir / "pvs-vswitchd.ctl")
-            _wait_gone(sandbox.dir / "ovs-vswitchd.pid")
-    finally:
-        sandbox.stop()
+    with started_sandbox() as sandbox, running_daemon(tmp_path) as rundir:
+        socket = str(rundir / "pvs-vswitchd.ctl")
+        for target in ([], ["-t", socket]):
+            # Too many arguments are refused; one unknown argument is
+            # ignored, as --cleanup changes nothing that outlives us.
+            done = subprocess.run(
+                ["ovs-appctl", "--timeout=20", *target, "exit", "--cleanup", "x"],
+                env=sandbox.env,
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=30,
+            )
+            assert done.returncode == 2
+            assert done.stderr.startswith('"exit" command takes at most 1 arguments')
+            done = subprocess.run(
+                ["ovs-appctl", "--timeout=20", *target, "exit", "--cleanup"],
+                env=sandbox.env,
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=30,
+            )
+            assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+        _wait_gone(rundir / "pvs-vswitchd.ctl")
+        _wait_gone(sandbox.dir / "ovs-vswitchd.pid")

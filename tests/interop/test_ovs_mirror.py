@@ -29,7 +29,7 @@ from scapy.layers.inet import ICMP, IP
 from scapy.layers.l2 import Ether
 
 from tests.daemon import running_daemon
-from tests.interop.ovs_sandbox import OvsSandbox, missing_programs
+from tests.interop.ovs_sandbox import OvsSandbox, started_sandbox
 from tests.interop.test_ovs_trace import _sorted_actions
 from tests.scenario.ofctl_helpers import ok
 
@@ -199,12 +199,7 @@ def _run(*argv: str) -> str:
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
-    missing = missing_programs()
-    if missing:
-        pytest.skip(f"Open vSwitch is not installed (missing {', '.join(missing)})")
-    ovs = OvsSandbox()
-    try:
-        ovs.start()
+    with started_sandbox() as ovs:
         # pyvswitch reads two VLAN tags, as the datapath does; OVS's bridges
         # look at one unless told otherwise.
         ovs.vsctl("set", "Open_vSwitch", ".", "other_config:vlan-limit=2")
@@ -212,8 +207,6 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
         log = rundir / "pvs-vswitchd.log"
         with running_daemon(rundir, [f"--log-file={log}"]):
             yield Pair(ovs, rundir, log)
-    finally:
-        ovs.stop()
 
 
 def _port_args(bridge: str, name: str, ofport: int, settings: tuple[str, ...]) -> list[str]:

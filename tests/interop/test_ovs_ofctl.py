@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.daemon import running_daemon
-from tests.interop.ovs_sandbox import OvsSandbox, missing_programs
+from tests.interop.ovs_sandbox import OvsSandbox, started_sandbox
 from tests.scenario.ofctl_helpers import PING, build_topology, port
 
 if TYPE_CHECKING:
@@ -145,12 +145,7 @@ def normalise(
 
 @pytest.fixture(scope="module")
 def switches(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Switches]:
-    missing = missing_programs()
-    if missing:
-        pytest.skip(f"Open vSwitch is not installed (missing {', '.join(missing)})")
-    sandbox = OvsSandbox()
-    try:
-        sandbox.start()
+    with started_sandbox() as sandbox:
         sandbox.vsctl(
             *("add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=dummy"),
             *("--", "add-br", "br1", "--", "set", "bridge", "br1", "datapath_type=dummy"),
@@ -163,8 +158,6 @@ def switches(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Switches]:
         with running_daemon(tmp_path_factory.mktemp("pvs")) as rundir:
             build_topology(rundir)
             yield Switches(sandbox, rundir, tmp_path_factory.mktemp("files"))
-    finally:
-        sandbox.stop()
 
 
 DUMPS = [

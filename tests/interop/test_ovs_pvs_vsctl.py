@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.daemon import running_daemon, wait_for_socket
-from tests.interop.ovs_sandbox import SCHEMA, missing_programs
+from tests.interop.ovs_sandbox import SCHEMA, require_ovs
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -580,9 +580,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 @pytest.fixture
 def sockets(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     """(our server's socket, ovsdb-server's socket), both serving an empty database."""
-    missing = missing_programs()
-    if missing:
-        pytest.skip(f"Open vSwitch is not installed (missing {', '.join(missing)})")
+    require_ovs()
     env = {
         **os.environ,
         "OVS_RUNDIR": str(tmp_path),

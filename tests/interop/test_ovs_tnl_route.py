@@ -22,7 +22,12 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.daemon import running_daemon
-from tests.interop.ovs_sandbox import SCHEMA, OvsSandbox, missing_programs
+from tests.interop.ovs_sandbox import (
+    SCHEMA,
+    OvsSandbox,
+    require_ovs,
+    started_sandbox,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -86,18 +91,13 @@ class Pair:
 @pytest.fixture
 def pair(tmp_path: Path) -> Iterator[Pair]:
     """A fresh pair for each test: the route table and the cache are per process."""
-    missing = missing_programs()
-    if missing:
-        pytest.skip(f"Open vSwitch is not installed (missing {', '.join(missing)})")
-    ovs = OvsSandbox()
-    try:
-        ovs.start()
-        with running_daemon(tmp_path, ["--disable-system-route"]) as rundir:
-            both = Pair(ovs, rundir)
-            both.vsctl_both(*TOPOLOGY)
-            yield both
-    finally:
-        ovs.stop()
+    with (
+        started_sandbox() as ovs,
+        running_daemon(tmp_path, ["--disable-system-route"]) as rundir,
+    ):
+        both = Pair(ovs, rundir)
+        both.vsctl_both(*TOPOLOGY)
+        yield both
 
 
 def _run_all(pair: Pair, commands: list[str]) -> None:
@@ -377,9 +377,7 @@ def _routes(appctl: Callable[..., Reply]) -> str:
 
 
 def test_kernel_routes_are_mirrored_as_open_vswitch_mirrors_them(tmp_path: Path) -> None:
-    missing = missing_programs()
-    if missing:
-        pytest.skip(f"Open vSwitch is not installed (missing {', '.join(missing)})")
+    require_ovs()
     ovs = SystemRoutesSandbox()
     try:
         ovs.start()

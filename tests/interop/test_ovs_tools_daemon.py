@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.daemon import running_daemon
-from tests.interop.ovs_sandbox import missing_programs
+from tests.interop.ovs_sandbox import require_ovs
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -25,9 +25,7 @@ PING = (
 
 @pytest.fixture
 def daemon(tmp_path: Path) -> Iterator[Path]:
-    missing = missing_programs()
-    if missing:
-        pytest.skip(f"Open vSwitch is not installed (missing {', '.join(missing)})")
+    require_ovs()
     with running_daemon(tmp_path) as rundir:
         yield rundir
 

@@ -25,7 +25,7 @@ from scapy.layers.l2 import ARP, Dot1Q, Ether
 from pyvswitch.vswitchd.commands import fdb_show
 from pyvswitch.vswitchd.oftrace import trace
 from tests.daemon import running_daemon
-from tests.interop.ovs_sandbox import missing_programs
+from tests.interop.ovs_sandbox import require_ovs
 from tests.interop.test_ovs_trace import (
     PONG,
     SCENARIOS,
@@ -164,8 +164,7 @@ def test_packet_and_generate_traces_match_ovs(
 
 @pytest.fixture
 def rundir(tmp_path: Path) -> Iterator[Path]:
-    if missing_programs():
-        pytest.skip("Open vSwitch is not installed; './run test' installs it")
+    require_ovs()
     with running_daemon(tmp_path) as path:
         yield path
 

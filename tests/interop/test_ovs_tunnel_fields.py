@@ -25,7 +25,7 @@ from pyvswitch.flow.odp_text import OdpKeyError, format_odp_flow, parse_odp_flow
 from pyvswitch.flow.ofp_text import format_flow, format_match, parse_match
 from pyvswitch.ofproto.actions_text import parse_actions
 from pyvswitch.ofproto.actions_wire import carry, format_actions
-from tests.interop.ovs_sandbox import OvsSandbox, missing_programs
+from tests.interop.ovs_sandbox import OvsSandbox, started_sandbox
 from tests.unit.test_tunnel_fields import (
     ACTION_ERRORS,
     BY_VERSION,
@@ -55,12 +55,7 @@ OVS_SETTINGS = settings(
 @pytest.fixture(scope="module")
 def sb() -> Iterator[OvsSandbox]:
     """A private OVS: br0 (dummy datapath, ports p1..p3) with VXLAN port t1 (ofport 10)."""
-    missing = missing_programs()
-    if missing:
-        pytest.skip(f"Open vSwitch is not installed (missing {', '.join(missing)})")
-    sandbox = OvsSandbox()
-    try:
-        sandbox.start()
+    with started_sandbox() as sandbox:
         sandbox.add_dummy_bridge("br0", 3)
         # Flows added with dpctl/add-flow live until the revalidator looks.
         sandbox.vsctl("set", "Open_vSwitch", ".", "other_config:max-revalidator=100000")
@@ -69,8 +64,6 @@ def sb() -> Iterator[OvsSandbox]:
             "options:remote_ip=flow", "options:key=flow", f"ofport_request={VXLAN_OFPORT}",
         )  # fmt: skip
         yield sandbox
-    finally:
-        sandbox.stop()
 
 
 # -- datapath flows ---------------------------------------------------------------

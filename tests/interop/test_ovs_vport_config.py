@@ -29,7 +29,7 @@ from pyvswitch.ofproto.tnl_config import (
     parse_tunnel_options,
 )
 from pyvswitch.ofproto.tnl_ports import TunnelPortExistsError, TunnelPorts
-from tests.interop.ovs_sandbox import OvsSandbox, missing_programs
+from tests.interop.ovs_sandbox import OvsSandbox, started_sandbox
 from tests.unit.test_tnl_ports import DP_PORTS, PORTS, RECEIVE_CASES
 from tests.unit.test_vport_config import REFUSED, SHOWN
 
@@ -51,16 +51,9 @@ ETH_ARP = (
 @pytest.fixture(scope="module")
 def sb() -> Iterator[OvsSandbox]:
     """A private OVS with bridge br0 (dummy datapath, ports p1..p3)."""
-    missing = missing_programs()
-    if missing:
-        pytest.skip(f"Open vSwitch is not installed (missing {', '.join(missing)})")
-    sandbox = OvsSandbox()
-    try:
-        sandbox.start()
+    with started_sandbox() as sandbox:
         sandbox.add_dummy_bridge("br0", 3)
         yield sandbox
-    finally:
-        sandbox.stop()
 
 
 def _log_size(sb: OvsSandbox) -> int:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.daemon import wait_for_socket
-from tests.interop.ovs_sandbox import SCHEMA, missing_programs
+from tests.interop.ovs_sandbox import SCHEMA, require_ovs
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -148,9 +148,7 @@ class Servers:
 @pytest.fixture
 def servers(tmp_path: Path) -> Iterator[Servers]:
     """Our server and Open vSwitch's ovsdb-server, both running."""
-    missing = missing_programs()
-    if missing:
-        pytest.skip(f"Open vSwitch is not installed (missing {', '.join(missing)})")
+    require_ovs()
     env = {
         **os.environ,
         "OVS_RUNDIR": str(tmp_path),

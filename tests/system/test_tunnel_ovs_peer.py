@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.interop.ovs_sandbox import SCHEMA, missing_programs
+from tests.interop.ovs_sandbox import SCHEMA, require_ovs
 from tests.system.netns import NetnsLab, ip
 from tests.system.test_tunnel_netns import (
     A_IP,
@@ -198,9 +198,7 @@ def mac_of(ns: str, dev: str) -> str:
 
 @pytest.mark.parametrize("kind", ["vxlan", "gre", "geneve"])
 def test_open_vswitch_as_the_far_end(kind: str, lab: NetnsLab, tmp_path: Path) -> None:
-    missing = missing_programs()
-    if missing:
-        pytest.skip(f"Open vSwitch is not installed (missing {', '.join(missing)})")
+    require_ovs()
     with two_hosts(lab, tmp_path) as hosts, ovs_on_host_b(hosts) as peer:
         build_host_a(hosts, kind)
         build_host_b(peer, hosts, kind)
