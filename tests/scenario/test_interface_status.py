@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING
 import pytest
 from scapy.layers.l2 import Ether
 
+from pyvswitch.flow.ofp_text import str_to_int
 from pyvswitch.netdev import NetdevOptionError, netdev_close, netdev_open
-from pyvswitch.netdev.dummy import DummyNetdev, parse_int_option
+from pyvswitch.netdev.dummy import DummyNetdev
 from tests.daemon import running_daemon
 from tests.scenario.ofctl_helpers import PING, inject, ok, port_counts
 
@@ -70,7 +71,7 @@ def open_dummy(opened: list[DummyNetdev], name: str, **options: str) -> DummyNet
     ],
 )
 def test_integer_options_are_read_as_open_vswitch_reads_them(text: str, value: int | None) -> None:
-    assert parse_int_option(text) == value
+    assert str_to_int(text) == value
 
 
 def test_open_vswitchs_dummy_options_are_accepted(

@@ -366,6 +366,25 @@ def c_int(text: str) -> int:
     return int(body, 8) if len(body) > 1 and body[0] == "0" else int(body, 10)
 
 
+#: What C's strtol() takes in base 10, with nothing after it.
+_C_DECIMAL = re.compile(r"[ \t\n\v\f\r]*[+-]?[0-9]+")
+_C_INT_MIN, _C_INT_MAX = -(1 << 31), (1 << 31) - 1
+
+
+def str_to_int(text: str) -> int | None:
+    """``text`` read as a C int the way Open vSwitch's str_to_int does; None when it is not one.
+
+    Leading white space and a sign are allowed and digits are decimal
+    (``010`` is ten); anything after them, or a value out of ``int`` range,
+    makes it no number at all (how OVS reads integer options and
+    ``other_config`` values).
+    """
+    if _C_DECIMAL.fullmatch(text) is None:
+        return None
+    value = int(text)
+    return value if _C_INT_MIN <= value <= _C_INT_MAX else None
+
+
 def _parse_int(text: str, field: MetaField, label: str, what: str, full: str) -> int:
     """Read ``text`` as an integer for ``field`` (called ``label`` by the user).
 

@@ -27,11 +27,11 @@ import collections
 import contextlib
 import itertools
 import logging
-import re
 import time
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, ClassVar
 
+from pyvswitch.flow.ofp_text import str_to_int
 from pyvswitch.netdev.base import Netdev, NetdevOptionError, finished
 from pyvswitch.netdev.registry import register_provider
 from pyvswitch.packet.pcap import PcapWriter
@@ -61,24 +61,8 @@ UNSUPPORTED_OPTIONS = ("stream", "pstream")
 # bridge and its ports the addresses Open vSwitch gives them.
 _NEXT_ADDRESS = itertools.count(0xAA550001)
 
+
 #: An integer option as OVS's smap_get_int() reads it (strtol, base 10, whole text).
-_INT_OPTION = re.compile(r"[ \t\n\v\f\r]*[+-]?[0-9]+")
-_INT_MIN, _INT_MAX = -(1 << 31), (1 << 31) - 1
-
-
-def parse_int_option(text: str) -> int | None:
-    """``text`` as a C int the way Open vSwitch reads an integer option; None if it is not one.
-
-    Leading white space and a sign are allowed, digits are decimal (``010``
-    is ten), and anything after them, or a value out of ``int`` range, makes
-    the whole option count as not given.
-    """
-    if _INT_OPTION.fullmatch(text) is None:
-        return None
-    value = int(text)
-    return value if _INT_MIN <= value <= _INT_MAX else None
-
-
 @register_provider
 class DummyNetdev(Netdev):
     """An in-memory port (type ``dummy``)."""
@@ -120,7 +104,7 @@ class DummyNetdev(Netdev):
         # Everything is checked: from here on the options are applied.
         super().configure(options)
         self._warn_about(options)
-        self.ifindex = parse_int_option(options["ifindex"]) if "ifindex" in options else None
+        self.ifindex = str_to_int(options["ifindex"]) if "ifindex" in options else None
         self._close_pcaps()
         opened: dict[str, IO[bytes]] = {}
         for key in PCAP_OPTIONS:
@@ -152,7 +136,7 @@ class DummyNetdev(Netdev):
                     self.name,
                     key,
                 )
-        if "ifindex" in options and parse_int_option(options["ifindex"]) is None:
+        if "ifindex" in options and str_to_int(options["ifindex"]) is None:
             # Open vSwitch silently treats it as not given; a typo should show.
             log.warning(
                 "%s: option ifindex %r is not an integer (ignored)", self.name, options["ifindex"]

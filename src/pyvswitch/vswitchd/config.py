@@ -10,10 +10,10 @@ in the database is removed, deletions first, as Open vSwitch's
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pyvswitch.flow.ofp_text import str_to_int
 from pyvswitch.ofproto.mac_learning import MAC_DEFAULT_MAX, MAC_ENTRY_DEFAULT_IDLE
 from pyvswitch.ofproto.mirror import Mirror
 
@@ -138,22 +138,10 @@ def read_config(db: Database) -> tuple[list[BridgeConfig], int]:
     return sorted(bridges, key=lambda b: b.name), next_cfg
 
 
-#: What C's strtoll() takes in base 10, with nothing after it (OVS's str_to_int()).
-_C_INT = re.compile(r"[ \t\n\v\f\r]*[+-]?[0-9]+")
-_INT_RANGE = (-(1 << 31), (1 << 31) - 1)
-
-
 def _other_config_int(row: Mapping[str, Any], key: str) -> int:
-    """``other_config:KEY`` as Open vSwitch's smap_get_int(..., 0) reads it.
-
-    A whole decimal number within a C int (leading blanks and a sign
-    allowed); anything else, or no value, is 0.
-    """
+    """``other_config:KEY`` as Open vSwitch's smap_get_int(..., 0) reads it: 0 unless a C int."""
     text = dict(row["other_config"]).get(key)
-    if not isinstance(text, str) or _C_INT.fullmatch(text) is None:
-        return 0
-    value = int(text)
-    return value if _INT_RANGE[0] <= value <= _INT_RANGE[1] else 0
+    return (str_to_int(text) or 0) if isinstance(text, str) else 0
 
 
 def _hwaddr(row: Mapping[str, Any]) -> bytes | None:
