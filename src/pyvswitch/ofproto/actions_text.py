@@ -526,10 +526,6 @@ def _port(text: str, port_names: Mapping[str, int] | None) -> int | None:
 
 def format_port(port: int, port_names: Mapping[int, str] | None = None) -> str:
     """A port as ``ofputil_format_port()`` prints it: its name, a reserved name, or the number."""
-    return _fmt_port(port, port_names)
-
-
-def _fmt_port(port: int, port_names: Mapping[int, str] | None) -> str:
     if port_names and port in port_names:
         return port_names[port]
     return _PORT_PRINT.get(port, str(port))
@@ -553,7 +549,7 @@ def _fmt_value(f: _Field, value: int, port_names: Mapping[int, str] | None = Non
     if f.kind == "ip6":
         return ip6_to_str(value.to_bytes(16, "big"))
     if f.kind == "port":
-        return _fmt_port(value, port_names)
+        return format_port(value, port_names)
     if f.kind == "hex":
         return c_hex(value)
     if f.kind == "tunflags":
@@ -1383,7 +1379,7 @@ def _format(action: Action, port_names: Mapping[int, str] | None) -> str:
         case Output(port=port, max_len=max_len):
             if port == OFPP_CONTROLLER:
                 return f"CONTROLLER:{max_len}"
-            name = _fmt_port(port, port_names)
+            name = format_port(port, port_names)
             return f"output:{name}" if port < OFPP_MAX else name
         case Controller(max_len=max_len, reason=reason):
             if reason == "action":
@@ -1393,7 +1389,7 @@ def _format(action: Action, port_names: Mapping[int, str] | None) -> str:
                 params.append(f"max_len={max_len}")
             return f"controller({','.join(params)})"
         case OutputTrunc(port=port, max_len=max_len):
-            return f"output(port={_fmt_port(port, port_names)},max_len={max_len})"
+            return f"output(port={format_port(port, port_names)},max_len={max_len})"
         case OutputReg(src=src):
             return f"output:{_fmt_ref(src)}"
         case SetVlanVid(vid=vid, push_if_missing=push):
@@ -1418,7 +1414,7 @@ def _format(action: Action, port_names: Mapping[int, str] | None) -> str:
             # None, IN_PORT and table 255 all mean "the same".
             port_text = ""
             if in_port is not None and in_port != OFPP_IN_PORT:
-                port_text = _fmt_port(in_port, port_names)
+                port_text = format_port(in_port, port_names)
             table_text = "" if table is None or table == 255 else str(table)
             if port_text and not table_text:
                 return f"resubmit:{port_text}"
