@@ -269,6 +269,18 @@ class Ofproto:
                 return bridge, port
         return None
 
+    def patch_peer(self, port: OfPort) -> tuple[Bridge, OfPort] | None:
+        """The usable peer of patch port ``port``, with its bridge; None when there is none.
+
+        As in Open vSwitch: the patch port ``port`` names, if that port names
+        ``port`` back. Anything else forwards nothing (and the Interface row
+        says "No usable peer").
+        """
+        found = self.find_port(port.peer) if port.peer else None
+        if found is None or found[1].type != "patch" or found[1].peer != port.name:
+            return None
+        return found
+
     def watch_point(self, name: str) -> None:
         """A capture attaches to patch or tunnel port ``name``: flows through it must report."""
         if self.capture_points.watch(name):

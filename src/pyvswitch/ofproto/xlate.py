@@ -595,10 +595,8 @@ def _drop_unused_cut(ctx: _Ctx, mark: int) -> None:
 
 def _patch_output(ctx: _Ctx, port: OfPort, last: bool) -> None:
     ofproto = ctx.ofproto
-    found = ofproto.find_port(port.peer) if port.peer else None
-    # As in Open vSwitch, only a patch port that names this one back is a
-    # peer: anything else drops (its Interface row says "No usable peer").
-    if found is None or found[1].type != "patch" or found[1].peer != port.name:
+    found = ofproto.patch_peer(port)
+    if found is None:
         ctx.detail(f"-> patch port {port.name} has no peer: dropping")
         return
     peer_bridge, peer = found

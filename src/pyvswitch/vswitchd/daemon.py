@@ -611,13 +611,9 @@ class Daemon:
                 ofport = of_bridge.port_by_name(port.name)
                 if ofport is None or ofport.type != "patch":
                     continue
-                found = dp.ofp.find_port(ofport.peer) if ofport.peer else None
-                usable = (
-                    found is not None and found[1].type == "patch" and found[1].peer == ofport.name
-                )
                 errors[port.interface.uuid] = (
                     None
-                    if usable
+                    if dp.ofp.patch_peer(ofport) is not None
                     else f"No usable peer '{ofport.peer}' exists in "
                     f"'{bridge.datapath_type or 'system'}' datapath."
                 )
