@@ -802,7 +802,7 @@ def _normal(ctx: _Ctx, last: bool) -> None:
     in_port = bridge.ports.get(flow.in_port)
     if in_port is None:
         if flow.in_port in (ofp.OFPP_NONE, ofp.OFPP_CONTROLLER):
-            _normal_from_nowhere(ctx)
+            _normal_from_nowhere(ctx, last)
         else:
             ctx.warning(f"received packet on unknown port {flow.in_port}")
             ctx.error("no input bundle, dropping")
@@ -814,7 +814,7 @@ def _normal(ctx: _Ctx, last: bool) -> None:
     )
     if vlan is None:
         return
-    src, dst = flow.dl_src, flow.dl_dst
+    src = flow.dl_src
     _check_gratuitous_arp(ctx)
     if (
         ctx.may_learn
@@ -831,6 +831,16 @@ def _normal(ctx: _Ctx, last: bool) -> None:
             ctx.detail(f"-> learned that {mac} is on port {in_port.name} in VLAN {vlan}")
     if not src >> 40 & 1:
         ctx.sinks.append(_MacRefresh(bridge, src, vlan, in_port.ofport, ctx.ofproto.dirty_tags))
+    _normal_forward(ctx, vlan, in_port.ofport, last)
+
+
+def _normal_forward(ctx: _Ctx, vlan: int, in_ofport: int | None, last: bool) -> None:
+    """NORMAL's last step: to where the destination was learned, else flood in ``vlan``.
+
+    ``in_ofport`` is the input port, left out of the flood (None: the packet
+    came from no port).
+    """
+    bridge, dst = ctx.bridge, ctx.flow.dl_dst
     out = None
     if not dst >> 40 & 1:
         ctx.tags.add(mac_tag(bridge, vlan, dst))
@@ -839,10 +849,10 @@ def _normal(ctx: _Ctx, last: bool) -> None:
         ctx.detail("-> no learned MAC for destination, flooding")
         for p in list(bridge.ports):
             port = bridge.ports[p]
-            if p != in_port.ofport and port.carries(vlan) and not mirror.is_reserved(bridge, port):
+            if p != in_ofport and port.carries(vlan) and not mirror.is_reserved(bridge, port):
                 _normal_output(ctx, port, vlan)
         return
-    if out == in_port.ofport:
+    if out == in_ofport:
         ctx.detail("-> learned port is input port, dropping")
         return
     learned = bridge.ports.get(out)
@@ -852,32 +862,19 @@ def _normal(ctx: _Ctx, last: bool) -> None:
     _normal_output(ctx, learned, vlan, last)
 
 
-def _normal_from_nowhere(ctx: _Ctx) -> None:
+def _normal_from_nowhere(ctx: _Ctx, last: bool) -> None:
     """NORMAL for a packet from no port (a trace without ``in_port``, a controller's packet).
 
     As Open vSwitch's ofpp_none_bundle: a trunk that carries every VLAN and
     learns nothing; the packet goes where its destination was learned, else
     to every port that carries its VLAN.
     """
-    bridge, flow = ctx.bridge, ctx.flow
+    flow = ctx.flow
     vlan = 0
     if flow.vlan_tci & VLAN_CFI:
         ctx.consult_field("vlan_tci")
         vlan = flow.vlan_tci & 0x0FFF
-    dst = flow.dl_dst
-    out = None
-    if not dst >> 40 & 1:
-        ctx.tags.add(mac_tag(bridge, vlan, dst))
-        out = bridge.macs.lookup(dst, vlan, ctx.now)
-    learned = bridge.ports.get(out) if out is not None else None
-    if learned is not None:
-        ctx.detail("-> forwarding to learned port")
-        _normal_output(ctx, learned, vlan)
-        return
-    ctx.detail("-> no learned MAC for destination, flooding")
-    for port in list(bridge.ports.values()):
-        if port.carries(vlan) and not mirror.is_reserved(bridge, port):
-            _normal_output(ctx, port, vlan)
+    _normal_forward(ctx, vlan, None, last)
 
 
 def _normal_output(
