@@ -713,6 +713,12 @@ def _apply(match: Match, field: MetaField, value: int, mask: int) -> Match:
     return match.with_field(field.storage, value << field.shift, mask << field.shift)
 
 
+def with_protocol(match: Match, dl_type: int, proto: int | None) -> Match:
+    """``match`` with a protocol shorthand's fields (``tcp``: dl_type and nw_proto)."""
+    match = match.with_field("dl_type", dl_type)
+    return match if proto is None else match.with_field("nw_proto", proto)
+
+
 def parse_match(
     text: str, port_names: Mapping[str, int] | None = None, extra: Iterable[str] = ()
 ) -> tuple[Match, dict[str, str]]:
@@ -745,10 +751,7 @@ def parse_match(
                 if name in META_FIELDS:
                     raise FlowParseError(f"field {name} missing value")
                 raise FlowParseError(f"unknown keyword {name}")
-            dl_type, proto = SHORTHANDS[name]
-            match = match.with_field("dl_type", dl_type)
-            if proto is not None:
-                match = match.with_field("nw_proto", proto)
+            match = with_protocol(match, *SHORTHANDS[name])
             continue
         if field is None:
             raise FlowParseError(f"unknown keyword {name}")

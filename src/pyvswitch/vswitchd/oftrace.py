@@ -54,6 +54,7 @@ from pyvswitch.flow.ofp_text import (
     parse_field_value,
     parse_flags,
     unsupported_keyword,
+    with_protocol,
 )
 from pyvswitch.ofproto.ofproto import OfprotoError
 from pyvswitch.vswitchd.unixctl import UnixctlError
@@ -430,10 +431,7 @@ def parse_trace_flow(text: str, port_names: Mapping[str, int] | None = None) -> 
         if key in _PROTOCOLS:
             if _value(m, "dl_type"):
                 raise FlowParseError(f"{text}: Ethernet type set multiple times")
-            dl_type, proto = _PROTOCOLS[key]
-            m = m.with_field("dl_type", dl_type)
-            if proto is not None:
-                m = m.with_field("nw_proto", proto)
+            m = with_protocol(m, *_PROTOCOLS[key])
             continue
         refusal = unsupported_keyword(key)
         if refusal is not None:
